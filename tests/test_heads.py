@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from video_para.models.heads.global_mlp import GlobalMLPHead, GlobalMLPHeadConfig
+from video_para.models.heads.para import ParaHead, ParaHeadConfig
+from video_para.models.heads.para_reference import naive_loss
+from video_para.models.stats import Stats
+
+STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.1, -0.2, 0.9], [0.2, 0.3, 0.1], 0.5, 0.4)
+
+
+def make_batch(B, N, H, W, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"target_pixels": torch.rand(B, N, 2, generator=g) * torch.tensor([W, H]),
+            "target_height": torch.rand(B, N, generator=g) * 0.3,
+            "target_gripper": torch.rand(B, N, generator=g),
+            "target_xyz": torch.randn(B, N, 3, generator=g)}
+
+
+@pytest.mark.parametrize("layers,feat,img,out", [(0, (7, 5), (40, 24), (0, 0)), (1, (6, 6), (48, 48), (24, 24)),
+                                                 (2, (4, 8), (32, 64), (32, 64))])
+def test_para_loss_equals_naive_volume(layers, feat, img, out):
+    torch.manual_seed(0)
+    cfg = ParaHeadConfig(hidden_channels=16, num_conv_layers=layers, n_height_bins=8, n_gripper_bins=6,
+                         output_height=out[0], output_width=out[1], height_weight=0.7, gripper_weight=1.3)
+    head = ParaHead(cfg, 10, 3, img, STATS).double()
+    feats = torch.randn(2, 10, *feat, dtype=torch.float64)
+    batch = make_batch(2, 3, *img)
+    fast, ref = head.loss(head(feats), batch), naive_loss(head, feats, batch)
+    for k in ref:
+        assert abs(fast[k].item() - ref[k].item()) <= 1e-5, k
+    # gradients agree too
+    g_fast = torch.autograd.grad(fast["loss"], list(head.parameters()))
+    g_ref = torch.autograd.grad(naive_loss(head, feats, batch)["loss"], list(head.parameters()))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)  # upsample weights are float32-exact
+
+
+def test_para_decode_equals_brute_force_argmax():
+    torch.manual_seed(1)
+    cfg = ParaHeadConfig(hidden_channels=8, num_conv_layers=1, n_height_bins=5, n_gripper_bins=4,
+                         output_height=20, output_width=30)
+    head = ParaHead(cfg, 6, 4, (40, 60), STATS)
+    out = head(torch.randn(3, 6, 5, 7))
+    dec = head.decode(out)
+    up = lambda t: torch.nn.functional.interpolate(t, size=(20, 30), mode="bilinear", align_corners=False)  # noqa
+    heat = up(out["heatmap"])
+    vol_h = up(out["height"].flatten(1, 2)).view(3, 4, 5, 20, 30)
+    vol_g = up(out["gripper"].flatten(1, 2)).view(3, 4, 4, 20, 30)
+    for b in range(3):
+        for n in range(4):
+            r, c = divmod(int(heat[b, n].argmax()), 30)
+            assert dec.pixels[b, n].tolist() == [(c + 0.5) * 2, (r + 0.5) * 2]
+            assert dec.heights[b, n].item() == pytest.approx(head.height_bins.decode(vol_h[b, n, :, r, c].argmax().item()))
+            assert dec.gripper[b, n].item() == pytest.approx(head.gripper_bins.decode(vol_g[b, n, :, r, c].argmax().item()))
+    assert torch.allclose(dec.heatmaps.sum((-1, -2)), torch.ones(3, 4))
+
+
+def test_para_rejects_targets_outside_image():
+    head = ParaHead(ParaHeadConfig(hidden_channels=8), 4, 2, (16, 16), STATS)
+    batch = make_batch(1, 2, 16, 16)
+    batch["target_pixels"][0, 1] = torch.tensor([16.0, 3.0])
+    with pytest.raises(ValueError, match="outside"):
+        head.loss(head(torch.randn(1, 4, 4, 4)), batch)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ParaHead(ParaHeadConfig(hidden_channels=8, num_conv_layers=2), 5, 3, (16, 16), STATS),
+    lambda: GlobalMLPHead(GlobalMLPHeadConfig(hidden_dim=16), 5, 3, (16, 16), STATS)])
+def test_gradients_reach_every_head_parameter(make):
+    torch.manual_seed(0)
+    head = make()
+    head.loss(head(torch.randn(2, 5, 4, 4)), make_batch(2, 3, 16, 16))["loss"].backward()
+    for name, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_global_mlp_normalises_with_dataset_stats():
+    head = GlobalMLPHead(GlobalMLPHeadConfig(hidden_dim=8, loss="mse"), 4, 2, (8, 8), STATS)
+    batch = make_batch(1, 2, 8, 8)
+    target = torch.cat([batch["target_xyz"], batch["target_gripper"][..., None]], -1)
+    out = {"action": (target - head.mean) / head.std}           # a perfect normalised prediction
+    assert head.loss(out, batch)["loss"].item() == pytest.approx(0.0, abs=1e-12)
+    dec = head.decode(out)
+    torch.testing.assert_close(dec.xyz, batch["target_xyz"])
+    torch.testing.assert_close(dec.gripper, batch["target_gripper"])
+    with pytest.raises(ValueError, match="l1"):
+        GlobalMLPHead(GlobalMLPHeadConfig(loss="huber"), 4, 2, (8, 8), STATS)

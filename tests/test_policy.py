@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from video_para.config import load_config
+from video_para.geometry import Camera
+from video_para.models import Policy, PolicyConfig, Stats
+from video_para.models.backbones.tiny import TinyBackboneConfig
+from video_para.models.heads.global_mlp import GlobalMLPHeadConfig
+from video_para.models.heads.para import ParaHeadConfig
+
+STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
+
+
+def tiny_config(head="para", size=32):
+    head_cfg = ParaHeadConfig(hidden_channels=32, n_height_bins=8, n_gripper_bins=4) if head == "para" \
+        else GlobalMLPHeadConfig(hidden_dim=64)
+    return PolicyConfig(backbone=TinyBackboneConfig(channels=16, n_down=1, n_blocks=1), head=head_cfg,
+                        n_window=3, image_height=size, image_width=size)
+
+
+def camera(size=32):
+    return Camera.spherical([0, 0, 0], 1.0, 60, 200, Camera.intrinsics(60, size, size), size, size)
+
+
+def test_tiny_para_policy_overfits_four_samples_to_exact_pixels():
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(), STATS)
+    g = torch.Generator().manual_seed(3)
+    B, N = 4, 3
+    batch = {"image": torch.rand(B, 3, 32, 32, generator=g),
+             "start_pixel": torch.rand(B, 2, generator=g) * 32,
+             # bilinear x2 upsampling (align_corners=False) clamps at the border, so cells 1 and 30 can
+             # never be an argmax (cell 0 / 31 always ties or beats them): targets stay off those
+             "target_pixels": torch.randint(2, 30, (B, N, 2), generator=g).float() + 0.5,
+             "target_height": torch.rand(B, N, generator=g) * 0.3,
+             "target_gripper": torch.randint(0, 2, (B, N), generator=g).float(),
+             "target_xyz": torch.zeros(B, N, 3)}
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    for _ in range(500):
+        loss = policy.compute_loss(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.eval()
+    with torch.no_grad():
+        out = policy.backbone(batch["image"], batch["start_pixel"])
+        dec = policy.head.decode(policy.head(out.features))
+    assert torch.equal(dec.pixels, batch["target_pixels"])
+    assert torch.equal(policy.head.height_bins.encode(dec.heights), policy.head.height_bins.encode(batch["target_height"]))
+    assert torch.equal(dec.gripper.round(), batch["target_gripper"])
+
+
+@pytest.mark.parametrize("head", ["para", "global_mlp"])
+def test_save_load_round_trip_is_bit_identical(tmp_path, head):
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(head), STATS)
+    image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    cam, ee = camera(), np.array([0.02, -0.03, 0.05])
+    a = policy.predict(image, cam, ee, support_z=0.0)
+    policy.save_pretrained(tmp_path / "p")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["config.json", "model.safetensors", "stats.json"]
+    loaded = Policy.from_pretrained(tmp_path / "p")
+    b = loaded.predict(image, cam, ee, support_z=0.0)
+    assert np.array_equal(a.actions, b.actions) and np.array_equal(a.pixels, b.pixels)
+    assert a.actions.shape == (3, 4)
+    policy.save_pretrained(tmp_path / "p")                       # overwrite in place works
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]         # and leaves no temp dirs behind
+
+
+def test_para_predict_lifts_to_the_plane_it_decoded():
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(), STATS)
+    cam = camera()
+    chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), cam, np.zeros(3), support_z=0.05)
+    np.testing.assert_allclose(cam.project(chunk.actions[:, :3]), chunk.pixels, atol=1e-3)
+    assert ((chunk.actions[:, 2] >= 0.05) & (chunk.actions[:, 2] <= 0.35)).all()
+    assert chunk.heatmaps.shape == (3, 32, 32)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    policy = Policy(tiny_config(), STATS)
+    with pytest.raises(ValueError, match="expects images"):
+        policy.predict(np.zeros((16, 16, 3), np.uint8), camera(), np.zeros(3))
+    with pytest.raises(ValueError, match="behind the camera"):
+        policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.array([5.0, -2.0, 4.0]))
+    with pytest.raises(ValueError, match="start keypoint"):
+        policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.array([1.5, 1.5, 0.0]))
+    with pytest.raises(FileNotFoundError, match="not a saved policy"):
+        Policy.from_pretrained(tmp_path)
+    policy.save_pretrained(tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "config.json").read_text())
+    meta["policy"]["head"]["hidden_channels"] = 8
+    (tmp_path / "p" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="size mismatch|does not match"):
+        Policy.from_pretrained(tmp_path / "p")
+
+
+def test_frozen_backbone_has_no_trainable_params_or_optimizer_group():
+    cfg = tiny_config()
+    cfg.backbone.mode = "frozen"
+    policy = Policy(cfg, STATS)
+    assert not any(p.requires_grad for p in policy.backbone.parameters())
+    policy.train()
+    assert not policy.backbone.training
+    groups = policy.param_groups(1e-6, 1e-4)
+    assert [g["name"] for g in groups] == ["head"]
+    cfg2 = tiny_config()
+    assert [g["name"] for g in Policy(cfg2, STATS).param_groups(1e-6, 1e-4)] == ["backbone", "head"]
+
+
+def test_policy_config_from_overrides():
+    cfg = load_config(PolicyConfig, ["head.type=global_mlp", "head.hidden_dim=32", "backbone.channels=8", "n_window=5"])
+    assert isinstance(cfg.head, GlobalMLPHeadConfig) and cfg.head.hidden_dim == 32 and cfg.n_window == 5
+    with pytest.raises(ValueError, match="hidden_channels"):
+        load_config(PolicyConfig, ["head.type=global_mlp", "head.hidden_channels=3"])
+    with pytest.raises(ValueError, match="unknown head type 'mlp'"):
+        load_config(PolicyConfig, ["head.type=mlp"])
+    with pytest.raises(ValueError, match="backbone.mode"):
+        load_config(PolicyConfig, ["backbone.mode=sometimes"])

@@ -1,0 +1,96 @@
+"""PARA head vs the naive volume head at the paper's shapes: time and peak memory of forward +
+backward, loss agreement, and decode + lift latency for one observation."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from ..geometry import Camera
+from ..models.heads.para import ParaHead, ParaHeadConfig
+from ..models.heads.para_reference import naive_loss
+from ..models.stats import Stats
+
+
+def _rss_kib(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _peak_bytes(fn) -> int:
+    """Peak resident memory added by fn(): reset the high-water mark (Linux clear_refs 5), run,
+    read VmHWM. There is no CPU counterpart of torch.cuda.max_memory_allocated."""
+    import gc
+    gc.collect()
+    base = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    fn()
+    return (_rss_kib("VmHWM") - base) * 1024
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m video_para.bench heads")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--channels", type=int, default=384)
+    ap.add_argument("--feat", type=int, default=28)
+    ap.add_argument("--out", type=int, default=448)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    stats = Stats(0.0, 0.3, 0.0, 1.0)
+    cfg = ParaHeadConfig(num_conv_layers=0)
+    head = ParaHead(cfg, a.channels, 12, (a.out, a.out), stats)
+    B = a.batch
+    feats = torch.randn(B, a.channels, a.feat, a.feat)
+    batch = {"target_pixels": torch.rand(B, 12, 2) * a.out, "target_height": torch.rand(B, 12) * 0.3,
+             "target_gripper": torch.rand(B, 12)}
+
+    def ours():
+        head.zero_grad()
+        head.loss(head(feats), batch)["loss"].backward()
+
+    def naive():
+        head.zero_grad()
+        naive_loss(head, feats, batch)["loss"].backward()
+
+    print(f"PARA head, B={B} C={a.channels} {a.feat}x{a.feat} -> {a.out}x{a.out}, N_W=12 N_H=N_G=32, "
+          f"{torch.get_num_threads()} threads")
+    with torch.no_grad():
+        l1, l2 = head.loss(head(feats), batch), naive_loss(head, feats, batch)
+    diff = max(abs(l1[k].item() - l2[k].item()) for k in l1)
+    res = {}
+    for name, fn in (("factored", ours), ("naive volume", naive)):
+        fn()  # warm-up
+        times = []
+        for _ in range(a.repeats):
+            times.append(time.perf_counter())
+            fn()
+            times[-1] = time.perf_counter() - times[-1]
+        peak = _peak_bytes(fn)
+        res[name] = (float(np.median(times)), peak)
+        print(f"  {name:13s} fwd+bwd {res[name][0] * 1e3:9.1f} ms   peak RSS +{peak / 2**20:8.1f} MiB")
+    (t1, m1), (t2, m2) = res["factored"], res["naive volume"]
+    print(f"  speed-up {t2 / t1:.1f}x   memory ratio {m2 / max(m1, 1):.1f}x   max |loss diff| {diff:.2e}")
+
+    # decode + lift for one observation
+    cam = Camera.spherical([0, 0, 0], 1.2, 50, 0, Camera.intrinsics(60, a.out, a.out), a.out, a.out).torch()
+    cam1 = Camera(cam.K[None], cam.world_from_cam[None], a.out, a.out)
+    f1 = feats[:1]
+    with torch.no_grad():
+        out = head(f1)
+        for _ in range(3):
+            dec = head.decode(out)
+            cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
+        n = 20
+        t0 = time.perf_counter()
+        for _ in range(n):
+            dec = head.decode(out)
+            cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
+        dt = (time.perf_counter() - t0) / n
+    print(f"  decode + lift, batch 1: {dt * 1e3:.2f} ms (head outputs -> 12 world targets)")

@@ -1,0 +1,144 @@
+"""Typed configs: dataclasses filled from YAML files and `key=value` command-line overrides.
+
+* A config schema is a dataclass. Fields typed with a registered *choice* base (e.g. the backbone
+  config) are resolved by their `type` key to the dataclass registered under that name, so
+  `policy.backbone.type=dino policy.backbone.model_id=...` type-checks against the DINO config.
+* Unknown keys and wrong types are errors (OmegaConf struct mode), never silently ignored.
+* A YAML file may start with `defaults:` — a list of other files (relative to the config root,
+  without `.yaml`), each either merged at the root (`- data/tabletop_left`) or at a key
+  (`- policy.backbone: backbone/tiny`). The file's own keys override its defaults.
+* Command line: `experiment=NAME` loads configs/experiment/NAME.yaml, `config=PATH` any file,
+  `key=@group/name` loads a file at that key, and `key=value` sets a field (value parsed as YAML).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+
+
+class Registry:
+    """Name -> (config dataclass, builder). One per axis: backbones, heads, envs."""
+
+    _by_base: dict[type, "Registry"] = {}
+
+    def __init__(self, kind: str, base_config: type):
+        self.kind, self.base = kind, base_config
+        self._entries: dict[str, tuple[type, Callable]] = {}
+        Registry._by_base[base_config] = self
+
+    def register(self, name: str, config_cls: type) -> Callable:
+        if not issubclass(config_cls, self.base):
+            raise TypeError(f"{config_cls.__name__} must subclass {self.base.__name__}")
+
+        def deco(builder):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' registered twice")
+            self._entries[name] = (config_cls, builder)
+            return builder
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def _entry(self, name: str):
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} type '{name}'; choose one of {self.names()}")
+        return self._entries[name]
+
+    def config_class(self, name: str) -> type:
+        return self._entry(name)[0]
+
+    def build(self, config, *args, **kwargs):
+        return self._entry(config.type)[1](config, *args, **kwargs)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _default_instance(cls, raw: Any):
+    """Instantiate schema `cls`, choosing registered subclasses for choice fields from `raw`."""
+    if cls in Registry._by_base:
+        name = raw.get("type") if isinstance(raw, (dict, DictConfig)) else None
+        if name is None:
+            name = cls().type if hasattr(cls(), "type") else None
+        cls = Registry._by_base[cls].config_class(name)
+    kwargs = {}
+    for name, ftype in _field_types(cls).items():
+        if dataclasses.is_dataclass(ftype):
+            sub = raw.get(name) if isinstance(raw, (dict, DictConfig)) else None
+            kwargs[name] = _default_instance(ftype, sub if sub is not None else {})
+    return cls(**kwargs)
+
+
+def _load_yaml(path: Path, root: Path) -> DictConfig:
+    if not path.exists():
+        raise FileNotFoundError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    merged = OmegaConf.create({})
+    for entry in data.pop("defaults", []) or []:
+        if isinstance(entry, str):
+            merged = OmegaConf.merge(merged, _load_yaml(root / f"{entry}.yaml", root))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            (key, name), = entry.items()
+            sub = OmegaConf.create({})
+            OmegaConf.update(sub, key, _load_yaml(root / f"{name}.yaml", root), merge=False)
+            merged = OmegaConf.merge(merged, sub)
+        else:
+            raise ValueError(f"{path}: bad defaults entry {entry!r}")
+    return OmegaConf.merge(merged, OmegaConf.create(data))
+
+
+def _raw_from_args(args: list[str], root: Path) -> DictConfig:
+    raw = OmegaConf.create({})
+    for arg in args:
+        if "=" not in arg:
+            raise ValueError(f"expected key=value, got '{arg}'")
+        key, value = arg.split("=", 1)
+        if key == "experiment":
+            raw = OmegaConf.merge(raw, _load_yaml(root / "experiment" / f"{value}.yaml", root))
+        elif key == "config":
+            raw = OmegaConf.merge(raw, _load_yaml(Path(value), root))
+        elif value.startswith("@"):
+            OmegaConf.update(raw, key, _load_yaml(root / f"{value[1:]}.yaml", root), merge=False)
+        else:
+            OmegaConf.update(raw, key, yaml.safe_load(value) if value else "", merge=True)
+    return raw
+
+
+def from_dict(schema: type[T], raw: Any) -> T:
+    """Build a typed config from a mapping; unknown keys and bad types raise."""
+    raw = OmegaConf.create(raw) if not isinstance(raw, DictConfig) else raw
+    base = OmegaConf.structured(_default_instance(schema, raw))
+    OmegaConf.set_struct(base, True)
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(base, raw))
+    except Exception as e:  # omegaconf's messages name the key; keep them, drop the noise
+        raise ValueError(f"invalid config: {e}") from None
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def load_config(schema: type[T], args: list[str] | None = None, root: Path | None = None) -> T:
+    """Parse `experiment=... config=... key=value` arguments into a validated `schema` instance."""
+    return from_dict(schema, _raw_from_args(list(args or []), Path(root or CONFIG_ROOT)))
+
+
+def to_dict(cfg) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def to_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,261 @@
+"""Pinhole camera geometry (OpenCV convention) and value binning.
+
+Conventions relied on everywhere else:
+  * camera axes: x right, y down, z forward; ``world_from_cam`` is a 4x4 rigid transform;
+  * pixels are (u, v) = (column, row), continuous, with pixel centres at integer + 0.5;
+  * ``lift`` intersects the ray through a pixel with the horizontal plane z = support_z + height.
+
+Every function accepts numpy arrays or torch tensors (batched over leading dims) and returns the
+same kind it was given. A camera may itself be batched: K (..., 3, 3), world_from_cam (..., 4, 4);
+its batch dims then lead the point/pixel arrays.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+_EPS = 1e-9
+
+
+def _like(x: Any, ref: Any):
+    """Convert x to the array kind (and dtype/device) of ref."""
+    if isinstance(ref, torch.Tensor):
+        return torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
+    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+
+
+def _stack(xs, ref):
+    return torch.stack(xs, dim=-1) if isinstance(ref, torch.Tensor) else np.stack(xs, axis=-1)
+
+
+def _matvec(m, v):
+    return (m @ v[..., None])[..., 0]
+
+
+def _count(mask) -> int:
+    return int(mask.sum().item() if isinstance(mask, torch.Tensor) else mask.sum())
+
+
+@dataclass
+class Camera:
+    """Pinhole camera: intrinsics K, extrinsics world_from_cam, image size in pixels."""
+
+    K: Any
+    world_from_cam: Any
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if tuple(self.K.shape[-2:]) != (3, 3) or tuple(self.world_from_cam.shape[-2:]) != (4, 4):
+            raise ValueError(f"Camera needs K (...,3,3) and world_from_cam (...,4,4); got "
+                             f"{tuple(self.K.shape)} and {tuple(self.world_from_cam.shape)}")
+        R = np.asarray(_like(self.world_from_cam, np.zeros(0)))[..., :3, :3]
+        err = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max() if R.size else 0.0
+        if err > 1e-4 or (R.size and np.abs(np.linalg.det(R) - 1).max() > 1e-4):
+            raise ValueError(f"world_from_cam is not a rigid transform (|R R^T - I| = {err:.2e})")
+
+    # -- batching helpers ---------------------------------------------------------------
+    @property
+    def batch_shape(self) -> tuple:
+        return tuple(self.K.shape[:-2])
+
+    def _expand(self, m, x, trailing: int):
+        """Reshape camera matrix m (*batch, r, c) to broadcast against x (*batch, ..., trailing)."""
+        m = _like(m, x)
+        extra = x.ndim - 1 - len(self.batch_shape)
+        if extra < 0:
+            raise ValueError(f"points/pixels of shape {tuple(x.shape)} lack the camera batch dims {self.batch_shape}")
+        return m.reshape(tuple(self.batch_shape) + (1,) * extra + tuple(m.shape[-2:]))
+
+    # -- projection ---------------------------------------------------------------------
+    def world_to_cam(self, points):
+        T = self._expand(self.world_from_cam, points, 3)
+        R, t = T[..., :3, :3], T[..., :3, 3]
+        return _matvec(R.swapaxes(-1, -2), points - t)
+
+    def project_with_depth(self, points):
+        """Return (pixels (...,2), depth (...)) without checking visibility."""
+        pc = self.world_to_cam(points)
+        z = pc[..., 2]
+        uvw = _matvec(self._expand(self.K, points, 3), pc)
+        # keep the division finite for points on the camera plane; project() rejects them anyway
+        denom = torch.where(z.abs() < _EPS, torch.full_like(z, _EPS), z) if isinstance(z, torch.Tensor) \
+            else np.where(np.abs(z) < _EPS, _EPS, z)
+        return _stack([uvw[..., 0] / denom, uvw[..., 1] / denom], points), z
+
+    def project(self, points):
+        """World points (...,3) -> pixels (...,2). Points at or behind the camera are an error."""
+        pix, z = self.project_with_depth(points)
+        behind = z <= _EPS
+        if behind.any():
+            raise ValueError(f"{_count(behind)} of {z.numel() if hasattr(z, 'numel') else z.size} "
+                             "points are at or behind the camera (depth <= 0); they have no pixel")
+        return pix
+
+    def in_image(self, pixels):
+        """Boolean mask: pixel lies inside [0, width) x [0, height)."""
+        u, v = pixels[..., 0], pixels[..., 1]
+        return (u >= 0) & (u < self.width) & (v >= 0) & (v < self.height)
+
+    # -- lifting ------------------------------------------------------------------------
+    def rays(self, pixels):
+        """Ray origins (...,3) and world directions (...,3) through pixels (...,2)."""
+        K = self._expand(self.K, pixels, 2)
+        T = self._expand(self.world_from_cam, pixels, 2)
+        ones = pixels[..., :1] * 0 + 1
+        hom = torch.cat([pixels, ones], -1) if isinstance(pixels, torch.Tensor) else np.concatenate([pixels, ones], -1)
+        d_cam = _matvec(torch.linalg.inv(K) if isinstance(K, torch.Tensor) else np.linalg.inv(K), hom)
+        d_world = _matvec(T[..., :3, :3], d_cam)
+        origin = T[..., :3, 3] + 0 * d_world
+        return origin, d_world
+
+    def lift(self, pixels, heights, support_z=0.0):
+        """Pixels (...,2) + heights above the support plane (...) -> world points (...,3).
+
+        The point is where the camera ray through the pixel meets z = support_z + height. A ray
+        parallel to that plane, or meeting it behind the camera, raises ValueError (never NaN).
+        """
+        origin, d = self.rays(pixels)
+        plane_z = _like(support_z, d) + _like(heights, d)
+        dz = d[..., 2]
+        parallel = dz.abs() < 1e-9 if isinstance(dz, torch.Tensor) else np.abs(dz) < 1e-9
+        if parallel.any():
+            raise ValueError(f"{_count(parallel)} pixel rays are parallel to the plane z = support_z + height "
+                             "(the pixel is on the horizon); they cannot be lifted")
+        s = (plane_z - origin[..., 2]) / dz
+        behind = s <= 0
+        if behind.any():
+            raise ValueError(f"{_count(behind)} pixel rays meet the plane z = support_z + height behind the camera "
+                             "(pixel above the horizon, or camera below the plane)")
+        return origin + s[..., None] * d
+
+    # -- construction and transforms ----------------------------------------------------
+    @staticmethod
+    def intrinsics(fov_y_deg: float, width: int, height: int) -> np.ndarray:
+        """K for a centred pinhole with square pixels and the given vertical field of view."""
+        f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
+        return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float64)
+
+    @classmethod
+    def look_at(cls, eye, target, K, width: int, height: int, up=(0.0, 0.0, 1.0)) -> "Camera":
+        """Camera at `eye` whose optical axis points at `target`; image 'up' is towards `up`."""
+        eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
+        z = target - eye
+        if np.linalg.norm(z) < _EPS:
+            raise ValueError("look_at: eye and target coincide")
+        z = z / np.linalg.norm(z)
+        x = np.cross(z, up)
+        if np.linalg.norm(x) < 1e-6:  # looking straight along `up`: pick any perpendicular
+            x = np.cross(z, [0.0, 1.0, 0.0] if abs(z[1]) < 0.9 else [1.0, 0.0, 0.0])
+        x = x / np.linalg.norm(x)
+        y = np.cross(z, x)  # OpenCV: y points down in the image
+        T = np.eye(4)
+        T[:3, :3] = np.stack([x, y, z], axis=1)
+        T[:3, 3] = eye
+        return cls(np.asarray(K, dtype=np.float64), T, width, height)
+
+    @classmethod
+    def spherical(cls, target, radius: float, elevation_deg: float, azimuth_deg: float, K,
+                  width: int, height: int) -> "Camera":
+        """Camera on a sphere around `target`: elevation above the horizontal, azimuth about +z from +x."""
+        el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+        offset = radius * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        return cls.look_at(np.asarray(target, dtype=np.float64) + offset, target, K, width, height)
+
+    def orbit(self, target, theta_deg: float, phi_deg: float) -> "Camera":
+        """Viewpoint perturbation of the paper's grid: rotate the camera about `target` by theta,
+        tilting the line of sight towards direction phi (measured in the image plane from +x, the
+        image's right, towards +y, down). theta = 0 returns the same camera for every phi."""
+        T = np.asarray(_like(self.world_from_cam, np.zeros(0)))
+        target = np.asarray(target, dtype=np.float64)
+        phi = math.radians(phi_deg)
+        x_w, y_w = T[:3, 0], T[:3, 1]
+        axis = -math.sin(phi) * x_w + math.cos(phi) * y_w  # perpendicular to the tilt direction
+        R = _axis_angle(axis, math.radians(theta_deg))
+        out = np.eye(4)
+        out[:3, :3] = R @ T[:3, :3]
+        out[:3, 3] = target + R @ (T[:3, 3] - target)
+        return Camera(np.asarray(_like(self.K, np.zeros(0))), out, self.width, self.height)
+
+    def scaled(self, sx: float, sy: float, width: int, height: int) -> "Camera":
+        """Camera for the image resized by (sx, sy) (pixel-centre convention kept exact)."""
+        S = np.diag([sx, sy, 1.0])
+        K = _like(S, self.K) @ self.K if isinstance(self.K, torch.Tensor) else S @ self.K
+        return Camera(K, self.world_from_cam, width, height)
+
+    def cropped(self, left: float, top: float, width: int, height: int) -> "Camera":
+        """Camera for the sub-image starting at pixel (left, top)."""
+        K = self.K.clone() if isinstance(self.K, torch.Tensor) else np.array(self.K, dtype=np.float64)
+        K[..., 0, 2] -= left
+        K[..., 1, 2] -= top
+        return Camera(K, self.world_from_cam, width, height)
+
+    def to_dict(self) -> dict:
+        return {"K": np.asarray(_like(self.K, np.zeros(0))).tolist(),
+                "world_from_cam": np.asarray(_like(self.world_from_cam, np.zeros(0))).tolist(),
+                "width": int(self.width), "height": int(self.height)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Camera":
+        missing = {"K", "world_from_cam", "width", "height"} - set(d)
+        if missing:
+            raise KeyError(f"camera calibration lacks {sorted(missing)}")
+        return cls(np.asarray(d["K"], dtype=np.float64), np.asarray(d["world_from_cam"], dtype=np.float64),
+                   int(d["width"]), int(d["height"]))
+
+    def torch(self, dtype=torch.float32, device=None) -> "Camera":
+        return Camera(torch.as_tensor(np.asarray(_like(self.K, np.zeros(0))), dtype=dtype, device=device),
+                      torch.as_tensor(np.asarray(_like(self.world_from_cam, np.zeros(0))), dtype=dtype, device=device),
+                      self.width, self.height)
+
+
+def _axis_angle(axis, angle: float) -> np.ndarray:
+    axis = np.asarray(axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+
+
+class Bins:
+    """Uniform bins over [low, high]: encode values to indices, decode indices to bin centres.
+
+    Values outside the range are clipped to the end bins with a warning that counts them: a
+    target silently squashed into the last bin is a bug in the statistics, not a detail.
+    """
+
+    def __init__(self, low: float, high: float, n: int):
+        if not (math.isfinite(low) and math.isfinite(high)) or high <= low or n < 1:
+            raise ValueError(f"Bins need finite low < high and n >= 1, got ({low}, {high}, {n})")
+        self.low, self.high, self.n = float(low), float(high), int(n)
+        self.width = (self.high - self.low) / self.n
+        self.clipped = 0  # running count, for reports
+
+    def encode(self, values):
+        outside = (values < self.low) | (values > self.high)
+        k = _count(outside)
+        if k:
+            self.clipped += k
+            warnings.warn(f"Bins[{self.low:.4g}, {self.high:.4g}]: {k} value(s) outside the range were clipped "
+                          f"({self.clipped} so far)", stacklevel=2)
+        idx = (values - self.low) / self.width
+        if isinstance(values, torch.Tensor):
+            return idx.floor().long().clamp(0, self.n - 1)
+        return np.clip(np.floor(idx), 0, self.n - 1).astype(np.int64)
+
+    def decode(self, indices):
+        return self.low + (indices + 0.5) * self.width
+
+    def to_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Bins":
+        return cls(d["low"], d["high"], d["n"])
+
+    def __repr__(self) -> str:
+        return f"Bins(low={self.low:.4g}, high={self.high:.4g}, n={self.n})"

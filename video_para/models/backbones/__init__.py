@@ -1,0 +1,3 @@
+"""Backbones: images (+ start keypoint) -> spatial features (B, C, h, w) and an optional aux loss."""
+from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput  # noqa: F401
+from . import tiny  # noqa: F401  (register)

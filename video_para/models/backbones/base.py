@@ -1,0 +1,83 @@
+"""Backbone interface and registry.
+
+A backbone is built as ``BACKBONES.build(config, image_size)`` (image_size = (H, W)) and maps
+``forward(image (B,3,H,W) in [0,1], start_pixel (B,2) image pixels, clip=None) -> BackboneOutput``.
+`clip` (B, T, 3, H, W) is the short video a video backbone may use for its auxiliary loss. The
+start keypoint (the current end-effector pixel) is added as a learned embedding at its cell of the
+backbone's token/latent grid; heads never know which backbone they sit on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ...config import Registry
+
+
+@dataclass
+class BackboneConfig:
+    type: str = "tiny"
+    mode: str = "coadapt"      # coadapt: trained (own learning rate) | frozen: no grads, eval mode
+
+    def validate_mode(self) -> None:
+        if self.mode not in ("coadapt", "frozen"):
+            raise ValueError(f"backbone.mode must be 'coadapt' or 'frozen', got '{self.mode}'")
+
+
+BACKBONES = Registry("backbone", BackboneConfig)
+
+
+@dataclass
+class BackboneOutput:
+    features: torch.Tensor                 # (B, C, h, w)
+    aux_loss: torch.Tensor | None = None   # e.g. the SVD diffusion loss; None when not computed
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses set `out_channels` and implement `forward`."""
+
+    out_channels: int
+
+    def __init__(self, cfg: BackboneConfig, image_size):
+        super().__init__()
+        cfg.validate_mode()
+        self.cfg, self.image_size = cfg, tuple(int(s) for s in image_size)
+
+    def check_inputs(self, image: torch.Tensor, start_pixel: torch.Tensor) -> None:
+        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.image_size:
+            raise ValueError(f"{type(self).__name__} expects images (B, 3, {self.image_size[0]}, "
+                             f"{self.image_size[1]}), got {tuple(image.shape)}")
+        if start_pixel.shape != (image.shape[0], 2):
+            raise ValueError(f"start_pixel must be (B, 2), got {tuple(start_pixel.shape)}")
+
+    def apply_mode(self) -> None:
+        """Frozen: no gradients and eval mode for good (called after construction and by train())."""
+        if self.cfg.mode == "frozen":
+            for p in self.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        return super().train(mode and self.cfg.mode != "frozen")
+
+
+def keypoint_cells(start_pixel: torch.Tensor, image_size, grid_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, col) of the grid cell containing each start pixel; a pixel outside the image is an error."""
+    (H, W), (h, w) = image_size, grid_size
+    u, v = start_pixel[:, 0], start_pixel[:, 1]
+    outside = (u < 0) | (u >= W) | (v < 0) | (v >= H) | ~torch.isfinite(start_pixel).all(-1)
+    if outside.any():
+        bad = start_pixel[outside][0].tolist()
+        raise ValueError(f"{int(outside.sum())} start keypoint(s) outside the {W}x{H} image (e.g. {bad}); "
+                         "the end effector must be visible to condition on it")
+    col = (u * (w / W)).floor().long().clamp(0, w - 1)
+    row = (v * (h / H)).floor().long().clamp(0, h - 1)
+    return row, col
+
+
+def add_at_cells(grid: torch.Tensor, row: torch.Tensor, col: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """Add `embedding` (C,) to grid (B, C, h, w) at one cell per sample, out of place."""
+    onehot = torch.zeros(grid.shape[0], 1, *grid.shape[-2:], dtype=grid.dtype, device=grid.device)
+    onehot[torch.arange(grid.shape[0]), 0, row, col] = 1
+    return grid + onehot * embedding.view(1, -1, 1, 1).to(grid.dtype)

@@ -1,0 +1,125 @@
+"""PARA head: per-pixel heatmaps, height bins and gripper bins for N_W future steps.
+
+All logits are computed at feature resolution. Only the N_W heatmaps are upsampled to the output
+grid; height/gripper logits are read at one pixel per step by bilinear sampling of the
+low-resolution maps. Because a 1x1 conv and bilinear upsampling are both linear (the latter with
+weights summing to one) they commute, so this equals upsampling the full (N_W, N_H, H, W) volume
+and indexing it, without ever materialising it (see para_reference.py, the executable spec).
+
+Precision note: a bilinear patch attains its maximum at a corner, so the argmax of an upsampled
+heatmap always sits next to a feature-grid node; decoded pixels are quantised to about the feature
+stride (image size / feature size), while the fine-grid cross-entropy still trains sub-stride.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...geometry import Bins
+from ..stats import Stats
+from .base import HEADS, Decoded, HeadConfig
+
+
+@dataclass
+class ParaHeadConfig(HeadConfig):
+    type: str = "para"
+    hidden_channels: int = 128
+    num_conv_layers: int = 1          # 3x3 conv + GELU layers before the 1x1 outputs (0 = none)
+    n_height_bins: int = 32
+    n_gripper_bins: int = 32
+    output_height: int = 0            # heatmap grid; 0 = the input image size
+    output_width: int = 0
+    heatmap_weight: float = 1.0
+    height_weight: float = 1.0
+    gripper_weight: float = 1.0
+
+
+def cell_centres(pixels: torch.Tensor, image_size, out_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image pixels (..., 2) -> (flat index into the out grid, normalised grid_sample coords of that cell's centre)."""
+    (H, W), (Ho, Wo) = image_size, out_size
+    col = (pixels[..., 0] * (Wo / W)).floor().long()
+    row = (pixels[..., 1] * (Ho / H)).floor().long()
+    outside = (col < 0) | (col >= Wo) | (row < 0) | (row >= Ho)
+    if outside.any():
+        raise ValueError(f"{int(outside.sum())} target pixel(s) fall outside the {W}x{H} image; "
+                         "windows must drop or clip them (data.out_of_image)")
+    return row * Wo + col, _centre_grid(row, col, Ho, Wo)
+
+
+def _centre_grid(row, col, Ho, Wo) -> torch.Tensor:
+    # float64 so the sample point is exactly the cell centre whatever the logits' dtype
+    return torch.stack([(2 * col + 1) / Wo - 1, (2 * row + 1) / Ho - 1], -1).double()
+
+
+def sample_at(logits: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinearly sample (B, N_W, K, h, w) logits at one point per (B, N_W): grid (B, N_W, 2) -> (B, N_W, K)."""
+    B, N, K, h, w = logits.shape
+    # align_corners=False + border padding is exactly what F.interpolate(bilinear) evaluates at a cell centre
+    out = F.grid_sample(logits.reshape(B * N, K, h, w), grid.reshape(B * N, 1, 1, 2).to(logits.dtype),
+                        mode="bilinear", padding_mode="border", align_corners=False)
+    return out.reshape(B, N, K)
+
+
+class ParaHead(nn.Module):
+    def __init__(self, cfg: ParaHeadConfig, in_channels: int, n_window: int, image_size, stats: Stats):
+        super().__init__()
+        self.cfg, self.n_window, self.image_size = cfg, n_window, tuple(image_size)
+        self.out_size = (cfg.output_height or image_size[0], cfg.output_width or image_size[1])
+        self.height_bins = Bins(stats.height_low, stats.height_high, cfg.n_height_bins)
+        self.gripper_bins = Bins(stats.gripper_low, stats.gripper_high, cfg.n_gripper_bins)
+        layers, c = [], in_channels
+        for _ in range(cfg.num_conv_layers):
+            layers += [nn.Conv2d(c, cfg.hidden_channels, 3, padding=1), nn.GELU()]
+            c = cfg.hidden_channels
+        self.trunk = nn.Sequential(*layers)
+        self.heatmap = nn.Conv2d(c, n_window, 1)
+        self.height = nn.Conv2d(c, n_window * cfg.n_height_bins, 1)
+        self.gripper = nn.Conv2d(c, n_window * cfg.n_gripper_bins, 1)
+
+    def forward(self, features: torch.Tensor) -> dict:
+        x = self.trunk(features)
+        B, _, h, w = x.shape
+        return {"heatmap": self.heatmap(x),
+                "height": self.height(x).view(B, self.n_window, -1, h, w),
+                "gripper": self.gripper(x).view(B, self.n_window, -1, h, w)}
+
+    def heatmap_logits(self, out: dict) -> torch.Tensor:
+        """(B, N_W, H_out, W_out) heatmap logits on the output grid."""
+        return F.interpolate(out["heatmap"], size=self.out_size, mode="bilinear", align_corners=False)
+
+    def loss(self, out: dict, batch: dict) -> dict:
+        target_idx, grid = cell_centres(batch["target_pixels"], self.image_size, self.out_size)
+        heat = self.heatmap_logits(out).flatten(2)                       # (B, N_W, H*W)
+        terms = {
+            "heatmap": F.cross_entropy(heat.flatten(0, 1), target_idx.flatten()),
+            "height": F.cross_entropy(sample_at(out["height"], grid).flatten(0, 1),
+                                      self.height_bins.encode(batch["target_height"]).flatten()),
+            "gripper": F.cross_entropy(sample_at(out["gripper"], grid).flatten(0, 1),
+                                       self.gripper_bins.encode(batch["target_gripper"]).flatten()),
+        }
+        c = self.cfg
+        terms["loss"] = (c.heatmap_weight * terms["heatmap"] + c.height_weight * terms["height"]
+                         + c.gripper_weight * terms["gripper"])
+        return terms
+
+    @torch.no_grad()
+    def decode(self, out: dict) -> Decoded:
+        heat = self.heatmap_logits(out)
+        B, N, Ho, Wo = heat.shape
+        idx = heat.flatten(2).argmax(-1)
+        row, col = idx // Wo, idx % Wo
+        grid = _centre_grid(row, col, Ho, Wo)
+        H, W = self.image_size
+        pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(heat.dtype)
+        heights = self.height_bins.decode(sample_at(out["height"], grid).argmax(-1).to(heat.dtype))
+        gripper = self.gripper_bins.decode(sample_at(out["gripper"], grid).argmax(-1).to(heat.dtype))
+        return Decoded(gripper=gripper, pixels=pixels, heights=heights,
+                       heatmaps=heat.flatten(2).softmax(-1).view(B, N, Ho, Wo))
+
+
+@HEADS.register("para", ParaHeadConfig)
+def build_para(cfg, in_channels, n_window, image_size, stats):
+    return ParaHead(cfg, in_channels, n_window, image_size, stats)

@@ -1,0 +1,165 @@
+"""Policy = backbone + head + statistics: image + camera + current EE -> N_W world targets + gripper.
+
+The policy is the unit of exchange: it saves as a directory of config.json + model.safetensors +
+stats.json, carries its bin ranges and normalisation, and knows nothing about environments.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..config import from_dict, to_dict
+from ..geometry import Camera
+from .backbones import BACKBONES, BackboneConfig
+from .backbones.tiny import TinyBackboneConfig
+from .heads import HEADS, Decoded, HeadConfig
+from .heads.para import ParaHeadConfig
+from .stats import Stats
+
+FORMAT = "video_para.policy/1"
+
+
+@dataclass
+class PolicyConfig:
+    backbone: BackboneConfig = field(default_factory=TinyBackboneConfig)
+    head: HeadConfig = field(default_factory=ParaHeadConfig)
+    n_window: int = 12                  # N_W future steps predicted from one observation
+    image_height: int = 128
+    image_width: int = 128
+    aux_loss_weight: float = 1.0        # lambda on the backbone's auxiliary (diffusion) loss
+
+    def validate(self) -> None:
+        if self.n_window < 1 or self.image_height < 1 or self.image_width < 1:
+            raise ValueError("policy.n_window and the image size must be positive")
+        self.backbone.validate_mode()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.image_height, self.image_width)
+
+
+@dataclass
+class ActionChunk:
+    """One prediction: actions (N_W, 4) = world xyz + gripper, with what produced them."""
+
+    actions: np.ndarray
+    pixels: np.ndarray            # (N_W, 2) predicted (PARA) or projected (regression) image pixels
+    heatmaps: np.ndarray | None   # (N_W, H_out, W_out) PARA probabilities, None for regression
+
+
+class Policy(nn.Module):
+    def __init__(self, config: PolicyConfig, stats: Stats):
+        super().__init__()
+        config.validate()
+        self.config, self.stats = config, stats
+        self.backbone = BACKBONES.build(config.backbone, config.image_size)
+        self.head = HEADS.build(config.head, self.backbone.out_channels, config.n_window, config.image_size, stats)
+
+    # -- training -----------------------------------------------------------------------
+    def compute_loss(self, batch: dict) -> dict:
+        """Named loss terms and their total 'loss' (head loss + aux_loss_weight * backbone aux loss)."""
+        out = self.backbone(batch["image"], batch["start_pixel"], clip=batch.get("clip"))
+        terms = self.head.loss(self.head(out.features), batch)
+        if out.aux_loss is not None:
+            terms["aux"] = out.aux_loss
+            terms["loss"] = terms["loss"] + self.config.aux_loss_weight * out.aux_loss
+        return terms
+
+    def forward(self, batch: dict) -> dict:  # so DDP wrappers see a forward
+        return self.compute_loss(batch)
+
+    # -- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_batch(self, image: torch.Tensor, start_pixel: torch.Tensor, camera: Camera,
+                      support_z) -> Decoded:
+        """Batched inference; `camera` is a torch Camera batched like the images. Fills `xyz`
+        (lifting PARA pixels + heights) and `pixels` (projecting regression xyz) so every head
+        decodes to the same structure."""
+        out = self.backbone(image, start_pixel)
+        dec = self.head.decode(self.head(out.features))
+        if dec.xyz is None:
+            dec.xyz = camera.lift(dec.pixels, dec.heights, torch.as_tensor(support_z, dtype=dec.pixels.dtype)[..., None])
+        if dec.pixels is None:
+            dec.pixels, _ = camera.project_with_depth(dec.xyz)
+        return dec
+
+    def predict(self, image, camera: Camera, ee_pos, support_z: float = 0.0) -> ActionChunk:
+        """One observation: image (H, W, 3) uint8 or float in [0,1], its camera, the current EE world
+        position (conditions the backbone through its pixel) -> ActionChunk."""
+        self.eval()
+        device = next(self.parameters()).device
+        img = torch.as_tensor(np.asarray(image))
+        img = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+        if img.ndim != 3 or img.shape[-1] != 3:
+            raise ValueError(f"predict expects one (H, W, 3) image, got {tuple(img.shape)}")
+        cam = camera.torch(torch.float32, device)
+        start = cam.project(torch.as_tensor(np.asarray(ee_pos, dtype=np.float32), device=device))
+        cam_b = Camera(cam.K[None], cam.world_from_cam[None], cam.width, cam.height)
+        dec = self.predict_batch(img.permute(2, 0, 1)[None].to(device), start[None], cam_b, [float(support_z)])
+        actions = torch.cat([dec.xyz[0], dec.gripper[0, :, None]], -1)
+        if not torch.isfinite(actions).all():
+            raise FloatingPointError("policy produced NaN/Inf actions")
+        return ActionChunk(actions.cpu().numpy().astype(np.float64), dec.pixels[0].cpu().numpy(),
+                           None if dec.heatmaps is None else dec.heatmaps[0].cpu().numpy())
+
+    # -- optimisation -------------------------------------------------------------------
+    def param_groups(self, lr_backbone: float, lr_head: float, wd_backbone: float = 0.0,
+                     wd_head: float = 0.0) -> list[dict]:
+        """AdamW groups with separate backbone/head learning rates; a frozen backbone contributes
+        nothing (no optimizer state)."""
+        groups = [{"name": "head", "params": [p for p in self.head.parameters() if p.requires_grad],
+                   "lr": lr_head, "weight_decay": wd_head}]
+        bb = [p for p in self.backbone.parameters() if p.requires_grad]
+        if bb:
+            groups.insert(0, {"name": "backbone", "params": bb, "lr": lr_backbone, "weight_decay": wd_backbone})
+        return groups
+
+    # -- persistence --------------------------------------------------------------------
+    def save_pretrained(self, directory) -> Path:
+        """Write config.json + model.safetensors + stats.json atomically (temp dir, then rename)."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "policy": to_dict(self.config)}, indent=2))
+            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+            save_file(state, tmp / "model.safetensors")
+            self.stats.save(tmp / "stats.json")
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory, map_location: str = "cpu") -> "Policy":
+        directory = Path(directory)
+        for name in ("config.json", "model.safetensors", "stats.json"):
+            if not (directory / name).exists():
+                raise FileNotFoundError(f"{directory} is not a saved policy: {name} is missing")
+        meta = json.loads((directory / "config.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{directory}/config.json: unknown format {meta.get('format')!r} (expected {FORMAT})")
+        policy = cls(from_dict(PolicyConfig, meta["policy"]), Stats.load(directory / "stats.json"))
+        state = load_file(directory / "model.safetensors", device=map_location)
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{directory}/model.safetensors does not match its config: "
+                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return policy.to(map_location)
