@@ -1,0 +1,2 @@
+"""Environments behind one small interface (see base.py): built-in tabletop, LIBERO, SO-100."""
+from .base import ENVS, Env, EnvConfig, Observation  # noqa: F401

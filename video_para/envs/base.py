@@ -1,0 +1,56 @@
+"""The environment interface every rollout, protocol and report is written against.
+
+    env = ENVS.build(config)                  # config: a registered EnvConfig subclass
+    obs = env.reset(spec, seed)               # spec: the env's own scene description (a dict:
+                                              #   object positions, camera viewpoint, distractors)
+    obs = env.step(target_xyz, gripper)       # teleport servo: the EE reaches the world target
+                                              #   before the next observation; gripper in [0, 1]
+    env.success() -> bool
+    env.close()
+
+An Observation carries images *and* their calibration, so a policy never needs to know which env
+produced it.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Registry
+from ..geometry import Camera
+
+
+@dataclass
+class EnvConfig:
+    type: str = "tabletop"
+
+
+ENVS = Registry("env", EnvConfig)
+
+
+@dataclass
+class Observation:
+    images: dict[str, np.ndarray]     # camera name -> (H, W, 3) uint8
+    cameras: dict[str, Camera]        # camera name -> calibration of that image
+    ee_pos: np.ndarray                # (3,) world end-effector position
+    gripper: float                    # state in [0, 1] (0 open, 1 closed)
+    support_z: float                  # support-surface height in the world frame
+
+
+class Env(ABC):
+    camera_names: list[str]
+    task: str
+
+    @abstractmethod
+    def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation: ...
+
+    @abstractmethod
+    def step(self, target_xyz: np.ndarray, gripper: float) -> Observation: ...
+
+    @abstractmethod
+    def success(self) -> bool: ...
+
+    def close(self) -> None:
+        pass
