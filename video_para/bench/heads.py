@@ -78,19 +78,20 @@ def main(argv=None):
     (t1, m1), (t2, m2) = res["factored"], res["naive volume"]
     print(f"  speed-up {t2 / t1:.1f}x   memory ratio {m2 / max(m1, 1):.1f}x   max |loss diff| {diff:.2e}")
 
-    # decode + lift for one observation
+    # decode + lift for one observation (the control path skips the full-resolution heatmaps)
     cam = Camera.spherical([0, 0, 0], 1.2, 50, 0, Camera.intrinsics(60, a.out, a.out), a.out, a.out).torch()
     cam1 = Camera(cam.K[None], cam.world_from_cam[None], a.out, a.out)
-    f1 = feats[:1]
     with torch.no_grad():
-        out = head(f1)
-        for _ in range(3):
-            dec = head.decode(out)
-            cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
-        n = 20
-        t0 = time.perf_counter()
-        for _ in range(n):
-            dec = head.decode(out)
-            cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
-        dt = (time.perf_counter() - t0) / n
-    print(f"  decode + lift, batch 1: {dt * 1e3:.2f} ms (head outputs -> 12 world targets)")
+        out = head(feats[:1])
+        for heatmaps in (False, True):
+            def step():
+                dec = head.decode(out, heatmaps=heatmaps)
+                cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
+            for _ in range(5):
+                step()
+            n = 50
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            dt = (time.perf_counter() - t0) / n
+            print(f"  decode + lift, batch 1{' + heatmap probabilities' if heatmaps else ''}: {dt * 1e3:.2f} ms")

@@ -21,6 +21,7 @@ from torch import nn
 from ...geometry import Bins
 from ..stats import Stats
 from .base import HEADS, Decoded, HeadConfig
+from .upsampled_argmax import upsampled_argmax
 
 
 @dataclass
@@ -106,18 +107,19 @@ class ParaHead(nn.Module):
         return terms
 
     @torch.no_grad()
-    def decode(self, out: dict) -> Decoded:
-        heat = self.heatmap_logits(out)
-        B, N, Ho, Wo = heat.shape
-        idx = heat.flatten(2).argmax(-1)
-        row, col = idx // Wo, idx % Wo
+    def decode(self, out: dict, heatmaps: bool = True) -> Decoded:
+        """Argmax pixel per step, then height/gripper bins read there. `heatmaps=False` skips the
+        full-resolution probabilities (only overlays need them), which makes decoding ~10x cheaper."""
+        Ho, Wo = self.out_size
+        row, col = upsampled_argmax(out["heatmap"], self.out_size)
         grid = _centre_grid(row, col, Ho, Wo)
         H, W = self.image_size
-        pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(heat.dtype)
-        heights = self.height_bins.decode(sample_at(out["height"], grid).argmax(-1).to(heat.dtype))
-        gripper = self.gripper_bins.decode(sample_at(out["gripper"], grid).argmax(-1).to(heat.dtype))
-        return Decoded(gripper=gripper, pixels=pixels, heights=heights,
-                       heatmaps=heat.flatten(2).softmax(-1).view(B, N, Ho, Wo))
+        dtype = out["heatmap"].dtype
+        pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(dtype)
+        heights = self.height_bins.decode(sample_at(out["height"], grid).argmax(-1).to(dtype))
+        gripper = self.gripper_bins.decode(sample_at(out["gripper"], grid).argmax(-1).to(dtype))
+        probs = self.heatmap_logits(out).flatten(2).softmax(-1).unflatten(2, (Ho, Wo)) if heatmaps else None
+        return Decoded(gripper=gripper, pixels=pixels, heights=heights, heatmaps=probs)
 
 
 @HEADS.register("para", ParaHeadConfig)
