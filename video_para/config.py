@@ -117,11 +117,23 @@ def _raw_from_args(args: list[str], root: Path) -> DictConfig:
     return raw
 
 
+def _open_plain_dicts(node: DictConfig) -> None:
+    """Dataclass nodes stay closed (typos are errors); plain `dict` fields accept any key."""
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            if child._metadata.object_type in (None, dict):
+                OmegaConf.set_struct(child, False)
+            else:
+                _open_plain_dicts(child)
+
+
 def from_dict(schema: type[T], raw: Any) -> T:
     """Build a typed config from a mapping; unknown keys and bad types raise."""
     raw = OmegaConf.create(raw) if not isinstance(raw, DictConfig) else raw
     base = OmegaConf.structured(_default_instance(schema, raw))
     OmegaConf.set_struct(base, True)
+    _open_plain_dicts(base)
     try:
         cfg = OmegaConf.to_object(OmegaConf.merge(base, raw))
     except Exception as e:  # omegaconf's messages name the key; keep them, drop the noise

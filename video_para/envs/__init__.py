@@ -1,2 +1,3 @@
 """Environments behind one small interface (see base.py): built-in tabletop, LIBERO, SO-100."""
 from .base import ENVS, Env, EnvConfig, Observation  # noqa: F401
+from . import tabletop  # noqa: F401  (register)

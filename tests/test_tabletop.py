@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from video_para.envs import ENVS
+from video_para.envs.expert import run_expert
+from video_para.envs.tabletop import TabletopConfig
+
+
+@pytest.fixture(scope="module")
+def env():
+    return ENVS.build(TabletopConfig())
+
+
+def test_ee_projection_lands_on_the_rendered_gripper(env):
+    rng = np.random.default_rng(0)
+    errors = []
+    for i in range(10):
+        spec = {"bowl_xy": rng.uniform([-0.2, -0.3], [0.14, 0.3]).tolist(), "theta": float(rng.uniform(0, 25)),
+                "phi": float(rng.uniform(0, 360))}
+        env.reset(spec, seed=i)
+        env.step(rng.uniform([-0.2, -0.25, 0.05], [0.2, 0.25, 0.3]), 0.0)
+        _, mask = env.render()
+        # the fingertips are centred on the EE: their pixels' centroid is where the EE projects
+        spread = 0.035
+        fingers = [env.ee + [0, spread, 0], env.ee - [0, spread, 0]]
+        centre = env.camera.project(np.mean(fingers, 0))
+        vs, us = np.nonzero(mask)
+        assert mask.sum() > 10
+        px = env.camera.project(env.ee)
+        d = np.hypot(us + 0.5 - px[0], vs + 0.5 - px[1])
+        assert d.min() < 1.0                     # a robot pixel covers the projected EE
+        errors.append(np.linalg.norm(px - centre))
+    assert max(errors) < 1e-9                     # and the EE is exactly between the fingers
+
+
+def test_camera_moves_keep_calibration_consistent(env):
+    base = env.reset({"bowl_xy": [0.0, 0.0]}).cameras["front"]
+    moved = env.reset({"bowl_xy": [0.0, 0.0], "theta": 20, "phi": 45}).cameras["front"]
+    assert not np.allclose(base.world_from_cam, moved.world_from_cam)
+    np.testing.assert_allclose(base.K, moved.K)
+    # the look-at point stays at the image centre and a bowl rim point follows the camera exactly
+    np.testing.assert_allclose(moved.project(np.array(env.cfg.look_at)), [64, 64], atol=1e-9)
+    img = env.observe().images["front"]
+    u, v = moved.project(np.array([0.0, 0.0, env.cfg.bowl_height])).astype(int)
+    assert img[v, u].mean() < 90               # the dark bowl is where the moved camera says
+
+
+def test_grasp_carry_release_and_success(env):
+    env.reset({"bowl_xy": [0.0, 0.1]})
+    top = env.cfg.bowl_height
+    env.step([0.0, 0.1, top - 0.015], 0.0)
+    env.step([0.0, 0.1, top - 0.015], 1.0)
+    assert env.held is not None
+    env.step([0.27, 0.0, 0.1], 1.0)
+    assert np.allclose(env.bowl[:2], [0.27, 0.0])
+    assert not env.success()                   # still held
+    env.step([0.27, 0.0, 0.1], 0.0)
+    assert env.success()
+    env.reset({"bowl_xy": [0.0, 0.1]})
+    env.step([0.05, 0.1, top - 0.015], 1.0)    # closing 5 cm off the rim grasps nothing
+    assert env.held is None
+    with pytest.raises(ValueError, match="finite"):
+        env.step([np.nan, 0, 0], 0.0)
+
+
+def test_scripted_expert_succeeds_over_grid_and_viewpoints(env):
+    rng = np.random.default_rng(1)
+    results = []
+    for i in range(20):
+        spec = {"bowl_xy": rng.uniform([-0.2, -0.3], [0.19, 0.3]).tolist(), "theta": float(rng.uniform(0, 25)),
+                "phi": float(rng.choice(np.arange(0, 360, 45)))}
+        ep, ok = run_expert(env, spec, seed=i, index=i)
+        results.append(ok)
+        assert 25 <= len(ep) <= 80 and ep.cameras["front"].K.shape == (len(ep), 3, 3)
+        # actions are the next frame's EE state (teleport servo)
+        np.testing.assert_allclose(ep.action[:-1, :3], ep.ee_pos[1:], atol=1e-12)
+    assert np.mean(results) >= 0.95

@@ -1,0 +1,90 @@
+"""Training windows: frame t of an episode -> image, start keypoint and the next N_W targets.
+
+Targets are the EE states at t+1 ... t+N_W (the final state repeats past the episode end: the
+policy learns to hold still once the task is done). Pixels come from projecting them with *frame
+t's* camera, so moving-camera datasets need no special case. Windows whose targets leave the image
+follow `out_of_image`: drop (default; counted), clip (to the border pixel) or error.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..models.stats import Stats
+from .episodes import Episode
+
+OUT_OF_IMAGE = ("drop", "clip", "error")
+
+
+class WindowDataset(Dataset):
+    """In-memory windows over validated episodes, one camera."""
+
+    def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop"):
+        if out_of_image not in OUT_OF_IMAGE:
+            raise ValueError(f"out_of_image must be one of {OUT_OF_IMAGE}, got '{out_of_image}'")
+        if not episodes:
+            raise ValueError("WindowDataset needs at least one episode")
+        self.episodes, self.n_window, self.out_of_image = episodes, n_window, out_of_image
+        self.camera = camera or next(iter(episodes[0].cameras))
+        self.index: list[tuple[int, int]] = []
+        self.dropped = self.clipped = 0
+        for e, ep in enumerate(episodes):
+            if self.camera not in ep.cameras:
+                raise KeyError(f"episode {ep.index}: no camera '{self.camera}' (has {sorted(ep.cameras)})")
+            for t in range(len(ep)):
+                ok = self._in_image(ep, t)
+                if not ok.all():
+                    if out_of_image == "error":
+                        raise ValueError(f"episode {ep.index}, frame {t}: {int((~ok).sum())} target(s) project "
+                                         f"outside the image of camera '{self.camera}'")
+                    if out_of_image == "drop" or not ok[0]:   # the start keypoint itself must be visible
+                        self.dropped += 1
+                        continue
+                    self.clipped += 1
+                self.index.append((e, t))
+        if self.dropped or self.clipped:
+            warnings.warn(f"WindowDataset: {self.dropped} window(s) dropped, {self.clipped} clipped "
+                          f"(targets outside the image)", stacklevel=2)
+        if not self.index:
+            raise ValueError("no window has all its targets inside the image")
+
+    def _steps(self, ep: Episode, t: int) -> np.ndarray:
+        return np.minimum(np.arange(t + 1, t + 1 + self.n_window), len(ep) - 1)
+
+    def _pixels(self, ep: Episode, t: int) -> np.ndarray:
+        """Pixels of the current EE (row 0) and the N_W targets in frame t's camera."""
+        cam = ep.cameras[self.camera].camera(t)
+        pts = ep.ee_pos[np.concatenate([[t], self._steps(ep, t)])]
+        return cam.project(pts)
+
+    def _in_image(self, ep: Episode, t: int) -> np.ndarray:
+        cam = ep.cameras[self.camera].camera(t)
+        return cam.in_image(self._pixels(ep, t))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        e, t = self.index[i]
+        ep = self.episodes[e]
+        track = ep.cameras[self.camera]
+        steps = self._steps(ep, t)
+        pix = self._pixels(ep, t)
+        if self.out_of_image == "clip":
+            H, W = track.images.shape[1:3]
+            pix = np.clip(pix, 0, [W - 1e-3, H - 1e-3])
+        f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        return {"image": torch.from_numpy(track.images[t]).permute(2, 0, 1).float() / 255.0,
+                "start_pixel": f(pix[0]), "target_pixels": f(pix[1:]),
+                "target_xyz": f(ep.ee_pos[steps]), "target_height": f(ep.ee_pos[steps, 2] - ep.support_z),
+                "target_gripper": f(ep.gripper[steps]), "K": f(track.K[t]),
+                "world_from_cam": f(track.world_from_cam[t]), "support_z": f(ep.support_z)}
+
+    def stats(self) -> Stats:
+        xyz = np.concatenate([self.episodes[e].ee_pos[self._steps(self.episodes[e], t)] for e, t in self.index])
+        sz = np.concatenate([np.full(self.n_window, self.episodes[e].support_z) for e, t in self.index])
+        grip = np.concatenate([self.episodes[e].gripper[self._steps(self.episodes[e], t)] for e, t in self.index])
+        return Stats.from_data(xyz, xyz[:, 2] - sz, grip)

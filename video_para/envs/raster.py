@@ -1,0 +1,120 @@
+"""Exact software ray caster for scenes of simple primitives, driven by a `Camera`.
+
+Why not MuJoCo GL: on this CPU-only machine it costs ~70-100 ms per 128x128 frame; casting one ray
+per pixel against a dozen analytic primitives costs ~1-2 ms in numpy and is consistent with the
+camera model (and so with the labels) by construction.
+
+Primitives: horizontal discs (table, plate, bowl interior), vertical capped cylinders (bowl wall,
+objects, wrist) and spheres (fingers). Each has an RGB colour and an integer tag; `render` returns
+the image and the tag of every pixel (e.g. to mask the robot).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry import Camera
+
+_LIGHT = np.array([0.3, -0.4, 0.87]) / np.linalg.norm([0.3, -0.4, 0.87])
+
+
+@dataclass
+class Disc:                     # horizontal disc (or rectangle when half_extent is given) at height z
+    center: tuple
+    z: float
+    radius: float
+    color: tuple
+    tag: int = 0
+    half_extent: tuple | None = None
+
+
+@dataclass
+class Cylinder:                 # vertical cylinder side between z0 and z1
+    center: tuple
+    z0: float
+    z1: float
+    radius: float
+    color: tuple
+    tag: int = 0
+
+
+@dataclass
+class Sphere:
+    center: tuple
+    radius: float
+    color: tuple
+    tag: int = 0
+
+
+class Rays:
+    """Per-pixel rays of a camera (computed once per camera pose)."""
+
+    def __init__(self, camera: Camera):
+        u, v = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)
+        origin, d = camera.rays(np.stack([u, v], -1).reshape(-1, 2))
+        self.o, self.d = origin[0], d / np.linalg.norm(d, axis=-1, keepdims=True)
+        self.shape = (camera.height, camera.width)
+
+
+def _hit_disc(r: Rays, p: Disc):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (p.z - r.o[2]) / r.d[:, 2]
+    x = r.o[0] + t * r.d[:, 0] - p.center[0]
+    y = r.o[1] + t * r.d[:, 1] - p.center[1]
+    inside = (np.abs(x) <= p.half_extent[0]) & (np.abs(y) <= p.half_extent[1]) if p.half_extent \
+        else x * x + y * y <= p.radius ** 2
+    t = np.where(inside & (t > 0), t, np.inf)
+    n = np.broadcast_to(np.array([0.0, 0.0, 1.0 if r.o[2] > p.z else -1.0]), r.d.shape)
+    return t, n
+
+
+def _hit_cylinder(r: Rays, p: Cylinder):
+    ox, oy = r.o[0] - p.center[0], r.o[1] - p.center[1]
+    a = r.d[:, 0] ** 2 + r.d[:, 1] ** 2
+    b = 2 * (ox * r.d[:, 0] + oy * r.d[:, 1])
+    c = ox * ox + oy * oy - p.radius ** 2
+    disc = b * b - 4 * a * c
+    sq = np.sqrt(np.maximum(disc, 0))
+    best = np.full(len(a), np.inf)
+    for t in ((-b - sq) / (2 * a + 1e-12), (-b + sq) / (2 * a + 1e-12)):   # outer wall, then inner wall
+        z = r.o[2] + t * r.d[:, 2]
+        ok = (disc >= 0) & (t > 0) & (z >= p.z0) & (z <= p.z1) & (t < best)
+        best = np.where(ok, t, best)
+    hit = r.o + best[:, None] * r.d
+    n = np.stack([hit[:, 0] - p.center[0], hit[:, 1] - p.center[1], np.zeros(len(a))], -1) / p.radius
+    n = np.where((np.sum(n * r.d, -1) > 0)[:, None], -n, n)          # inner wall faces the ray
+    return best, n
+
+
+def _hit_sphere(r: Rays, p: Sphere):
+    oc = r.o - np.asarray(p.center)
+    b = r.d @ oc
+    c = oc @ oc - p.radius ** 2
+    disc = b * b - c
+    t = -b - np.sqrt(np.maximum(disc, 0))
+    t = np.where((disc >= 0) & (t > 0), t, np.inf)
+    hit = r.o + np.where(np.isfinite(t), t, 0)[:, None] * r.d
+    return t, (hit - p.center) / p.radius
+
+
+_HIT = {Disc: _hit_disc, Cylinder: _hit_cylinder, Sphere: _hit_sphere}
+
+
+def render(rays: Rays, primitives: list, background=(60, 60, 70)) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image (H, W, 3) uint8, tags (H, W) int; -1 where the background shows)."""
+    n_pix = rays.d.shape[0]
+    depth = np.full(n_pix, np.inf)
+    color = np.tile(np.asarray(background, dtype=np.float64), (n_pix, 1))
+    tags = np.full(n_pix, -1, dtype=np.int16)
+    for p in primitives:
+        t, n = _HIT[type(p)](rays, p)
+        closer = t < depth
+        if not closer.any():
+            continue
+        shade = 0.55 + 0.45 * np.clip(n[closer] @ _LIGHT, 0, 1)
+        color[closer] = np.asarray(p.color, dtype=np.float64) * shade[:, None]
+        depth[closer] = t[closer]
+        tags[closer] = p.tag
+    H, W = rays.shape
+    return np.clip(color, 0, 255).astype(np.uint8).reshape(H, W, 3), tags.reshape(H, W)

@@ -1,0 +1,1 @@
+"""Evaluation: OOD protocols (which scenes train, which test), rollouts, reports."""

@@ -1,0 +1,114 @@
+"""OOD protocols as configs: which scene specs train and which test.
+
+A protocol is a YAML file under configs/protocol/ (or any path) mapped to `ProtocolConfig`. Specs are
+generated from grid selections, never listed by hand:
+  * position grid: bowl positions on a rows x cols grid over x_range (depth, metres) x y_range
+    (lateral; column 0 is the image's left side); selections `all | left | right | corners | dense`
+    (`corners`: the n_corner cells nearest the four corners, the paper's sparse N=32 coverage;
+    `dense`: every other cell, the paper's N=64);
+  * viewpoints: (theta, phi) offsets of the camera; theta_values x phi_values, selected by
+    `theta_max` for training (the rest test);
+  * distractors: number of clutter objects at test time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import CONFIG_ROOT, from_dict, load_config
+
+SELECTIONS = ("all", "left", "right", "corners", "dense")
+
+
+@dataclass
+class ProtocolConfig:
+    name: str = "left_right"
+    rows: int = 16                       # grid cells along depth (x)
+    cols: int = 16                       # grid cells along the lateral axis (y)
+    x_range: list[float] = field(default_factory=lambda: [-0.2, 0.19])     # 39 cm
+    y_range: list[float] = field(default_factory=lambda: [0.3, -0.3])      # 60 cm, image left -> right
+    train: str = "left"
+    test: str = "right"
+    n_corner: int = 32
+    thetas: list[float] = field(default_factory=lambda: [0.0])             # viewpoint offsets (deg)
+    phis: list[float] = field(default_factory=lambda: [0.0])
+    train_theta_max: float = 90.0       # viewpoints with theta <= this train, the rest test
+    demos_per_cell: int = 1
+    test_distractors: int = 0
+    paper: dict = field(default_factory=dict)   # the paper's numbers for the report, e.g. {para: 54}
+
+    def validate(self) -> None:
+        for s in (self.train, self.test):
+            if s not in SELECTIONS:
+                raise ValueError(f"protocol '{self.name}': selection '{s}' not in {SELECTIONS}")
+        if self.rows < 2 or self.cols < 2:
+            raise ValueError(f"protocol '{self.name}': the grid needs at least 2x2 cells")
+
+
+def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> ProtocolConfig:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_ROOT / "protocol" / f"{name_or_path}.yaml"
+    return load_config(ProtocolConfig, [f"config={path}", *(overrides or [])])
+
+
+def _cells(p: ProtocolConfig, selection: str) -> list[tuple[int, int]]:
+    all_cells = [(r, c) for r in range(p.rows) for c in range(p.cols)]
+    if selection == "all":
+        return all_cells
+    if selection == "left":
+        return [(r, c) for r, c in all_cells if c < p.cols // 2]
+    if selection == "right":
+        return [(r, c) for r, c in all_cells if c >= p.cols // 2]
+    if selection == "dense":
+        return [(r, c) for r, c in all_cells if (r + c) % 2 == 0]
+    corners = np.array([[0, 0], [0, p.cols - 1], [p.rows - 1, 0], [p.rows - 1, p.cols - 1]])
+    dist = [min(np.abs(np.array(rc) - corners).sum(1)) for rc in all_cells]
+    order = np.argsort(dist, kind="stable")[: p.n_corner]
+    return [all_cells[i] for i in sorted(order)]
+
+
+def cell_xy(p: ProtocolConfig, r: int, c: int) -> list[float]:
+    return [float(np.interp(r, [0, p.rows - 1], p.x_range)), float(np.interp(c, [0, p.cols - 1], p.y_range))]
+
+
+def specs(p: ProtocolConfig, split: str) -> list[dict]:
+    """Scene specs of a split ('train' or 'test'); each carries its grid cell and viewpoint."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got '{split}'")
+    cells = _cells(p, p.train if split == "train" else p.test)
+    views = [(t, f) for t in p.thetas for f in (p.phis if t > 0 else p.phis[:1])]
+    multi_view = len(views) > 1
+    if multi_view:
+        views = [v for v in views if (v[0] <= p.train_theta_max) == (split == "train")]
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    out = []
+    for theta, phi in views:
+        for r, c in cells:
+            for k in range(p.demos_per_cell if split == "train" else 1):
+                spec = {"bowl_xy": cell_xy(p, r, c), "cell": [r, c], "theta": theta, "phi": phi}
+                if split == "test" and p.test_distractors:
+                    spec["distractors"] = _distractors(p, spec["bowl_xy"], rng)
+                out.append(spec)
+    return out
+
+
+def _distractors(p: ProtocolConfig, bowl_xy, rng) -> list[list[float]]:
+    """Clutter placed on the grid area, away from the bowl."""
+    out = []
+    while len(out) < p.test_distractors:
+        xy = [rng.uniform(*sorted(p.x_range)), rng.uniform(*sorted(p.y_range))]
+        if np.hypot(xy[0] - bowl_xy[0], xy[1] - bowl_xy[1]) > 0.1 and all(np.hypot(xy[0] - o[0], xy[1] - o[1]) > 0.07 for o in out):
+            out.append([float(v) for v in xy])
+    return out
+
+
+def protocol_dict(p: ProtocolConfig) -> dict:
+    from ..config import to_dict
+    return to_dict(p)
+
+
+def protocol_from_dict(d: dict) -> ProtocolConfig:
+    return from_dict(ProtocolConfig, d)
