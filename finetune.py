@@ -1,5 +1,7 @@
-"""finetune entry point — filled in by the training / evaluation issues (#6, #7)."""
-import sys
+"""Stage 2 / single-stage training: `python finetune.py experiment=NAME key=value ...`.
+
+Runs under `accelerate launch finetune.py ...` unchanged (see README)."""
+from video_para.training.cli import main
 
 if __name__ == "__main__":
-    sys.exit("finetune.py is not implemented yet: see issues #6 (training) and #7 (evaluation)")
+    main()

@@ -45,8 +45,8 @@ def test_para_decode_equals_brute_force_argmax():
     dec = head.decode(out)
     up = lambda t: torch.nn.functional.interpolate(t, size=(20, 30), mode="bilinear", align_corners=False)  # noqa
     heat = up(out["heatmap"])
-    vol_h = up(out["height"].flatten(1, 2)).view(3, 4, 5, 20, 30)
-    vol_g = up(out["gripper"].flatten(1, 2)).view(3, 4, 4, 20, 30)
+    vol_h = up(head.height(out["features"])).view(3, 4, 5, 20, 30)
+    vol_g = up(head.gripper(out["features"])).view(3, 4, 4, 20, 30)
     for b in range(3):
         for n in range(4):
             # the decoded cell holds the brute-force maximum (exact ties, e.g. the clamped border

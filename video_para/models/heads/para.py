@@ -1,10 +1,11 @@
 """PARA head: per-pixel heatmaps, height bins and gripper bins for N_W future steps.
 
-All logits are computed at feature resolution. Only the N_W heatmaps are upsampled to the output
-grid; height/gripper logits are read at one pixel per step by bilinear sampling of the
-low-resolution maps. Because a 1x1 conv and bilinear upsampling are both linear (the latter with
-weights summing to one) they commute, so this equals upsampling the full (N_W, N_H, H, W) volume
-and indexing it, without ever materialising it (see para_reference.py, the executable spec).
+Only the N_W heatmap logits are computed over the grid and upsampled to the output size. Height and
+gripper logits are needed at one pixel per step (the ground-truth pixel in training, the argmax at
+inference): a 1x1 conv and bilinear upsampling are both linear (the latter with weights summing to
+one), so they commute, and we bilinearly sample the *features* at that pixel and apply the 1x1
+conv's weights there. This equals upsampling the full (N_W, N_H, H, W) logit volume and indexing it
+(para_reference.py, the executable spec) without computing the volume even at feature resolution.
 
 Precision note: a bilinear patch attains its maximum at a corner, so the argmax of an upsampled
 heatmap always sits next to a feature-grid node; decoded pixels are quantised to about the feature
@@ -55,13 +56,19 @@ def _centre_grid(row, col, Ho, Wo) -> torch.Tensor:
     return torch.stack([(2 * col + 1) / Wo - 1, (2 * row + 1) / Ho - 1], -1).double()
 
 
-def sample_at(logits: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Bilinearly sample (B, N_W, K, h, w) logits at one point per (B, N_W): grid (B, N_W, 2) -> (B, N_W, K)."""
-    B, N, K, h, w = logits.shape
+def sample_at(features: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinearly sample features (B, C, h, w) at points grid (B, N, 2) -> (B, N, C)."""
     # align_corners=False + border padding is exactly what F.interpolate(bilinear) evaluates at a cell centre
-    out = F.grid_sample(logits.reshape(B * N, K, h, w), grid.reshape(B * N, 1, 1, 2).to(logits.dtype),
-                        mode="bilinear", padding_mode="border", align_corners=False)
-    return out.reshape(B, N, K)
+    out = F.grid_sample(features, grid[:, :, None, :].to(features.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=False)          # (B, C, N, 1)
+    return out[..., 0].transpose(1, 2)
+
+
+def conv1x1_per_step(conv: nn.Conv2d, feats: torch.Tensor) -> torch.Tensor:
+    """Apply step n's slice of a (N*K, C) 1x1 conv to features sampled for step n: (B,N,C) -> (B,N,K)."""
+    N = feats.shape[1]
+    weight = conv.weight.view(N, -1, conv.in_channels)
+    return torch.einsum("bnc,nkc->bnk", feats, weight) + conv.bias.view(N, -1)
 
 
 class ParaHead(nn.Module):
@@ -82,10 +89,12 @@ class ParaHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict:
         x = self.trunk(features)
-        B, _, h, w = x.shape
-        return {"heatmap": self.heatmap(x),
-                "height": self.height(x).view(B, self.n_window, -1, h, w),
-                "gripper": self.gripper(x).view(B, self.n_window, -1, h, w)}
+        return {"features": x, "heatmap": self.heatmap(x)}
+
+    def bin_logits(self, out: dict, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Height and gripper logits (B, N_W, N_H / N_G) at one grid point per step."""
+        f = sample_at(out["features"], grid)
+        return conv1x1_per_step(self.height, f), conv1x1_per_step(self.gripper, f)
 
     def heatmap_logits(self, out: dict) -> torch.Tensor:
         """(B, N_W, H_out, W_out) heatmap logits on the output grid."""
@@ -94,12 +103,11 @@ class ParaHead(nn.Module):
     def loss(self, out: dict, batch: dict) -> dict:
         target_idx, grid = cell_centres(batch["target_pixels"], self.image_size, self.out_size)
         heat = self.heatmap_logits(out).flatten(2)                       # (B, N_W, H*W)
+        height, gripper = self.bin_logits(out, grid)
         terms = {
             "heatmap": F.cross_entropy(heat.flatten(0, 1), target_idx.flatten()),
-            "height": F.cross_entropy(sample_at(out["height"], grid).flatten(0, 1),
-                                      self.height_bins.encode(batch["target_height"]).flatten()),
-            "gripper": F.cross_entropy(sample_at(out["gripper"], grid).flatten(0, 1),
-                                       self.gripper_bins.encode(batch["target_gripper"]).flatten()),
+            "height": F.cross_entropy(height.flatten(0, 1), self.height_bins.encode(batch["target_height"]).flatten()),
+            "gripper": F.cross_entropy(gripper.flatten(0, 1), self.gripper_bins.encode(batch["target_gripper"]).flatten()),
         }
         c = self.cfg
         terms["loss"] = (c.heatmap_weight * terms["heatmap"] + c.height_weight * terms["height"]
@@ -116,8 +124,9 @@ class ParaHead(nn.Module):
         H, W = self.image_size
         dtype = out["heatmap"].dtype
         pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(dtype)
-        heights = self.height_bins.decode(sample_at(out["height"], grid).argmax(-1).to(dtype))
-        gripper = self.gripper_bins.decode(sample_at(out["gripper"], grid).argmax(-1).to(dtype))
+        height, grip = self.bin_logits(out, grid)
+        heights = self.height_bins.decode(height.argmax(-1).to(dtype))
+        gripper = self.gripper_bins.decode(grip.argmax(-1).to(dtype))
         probs = self.heatmap_logits(out).flatten(2).softmax(-1).unflatten(2, (Ho, Wo)) if heatmaps else None
         return Decoded(gripper=gripper, pixels=pixels, heights=heights, heatmaps=probs)
 

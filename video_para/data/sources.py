@@ -1,0 +1,19 @@
+"""Build the training dataset a DataConfig describes."""
+from __future__ import annotations
+
+from ..envs import ENVS, EnvConfig
+from .config import DataConfig
+from .windows import WindowDataset
+
+
+def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int = 0, progress: bool = True):
+    """source=sim: one scripted-expert demo per train spec of the protocol, in the configured env."""
+    from ..envs.expert import generate_demos          # sim-only dependency
+    from ..eval.protocols import load_protocol, specs
+    protocol = load_protocol(cfg.protocol, cfg.protocol_overrides)
+    env = ENVS.build(env_cfg)
+    try:
+        episodes = generate_demos(env, specs(protocol, "train"), seed=seed, progress=progress)
+    finally:
+        env.close()
+    return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image)

@@ -1,0 +1,1 @@
+"""Training: one Accelerate loop for every stage and ablation, chosen by config."""
