@@ -30,14 +30,14 @@ class TabletopConfig(EnvConfig):
     camera_radius: float = 1.0           # metres from the look-at point
     camera_elevation: float = 55.0       # degrees above the table plane
     camera_azimuth: float = 180.0        # degrees about +z; 180 = camera on the -x side
-    camera_fov: float = 50.0             # vertical field of view, degrees
-    look_at: list[float] = field(default_factory=lambda: [0.05, 0.0, 0.0])
+    camera_fov: float = 45.0             # vertical field of view, degrees
+    look_at: list[float] = field(default_factory=lambda: [0.04, 0.0, 0.03])
     bowl_radius: float = 0.05
     bowl_height: float = 0.04
     plate_radius: float = 0.08
     plate_xy: list[float] = field(default_factory=lambda: [0.27, 0.0])
-    home: list[float] = field(default_factory=lambda: [-0.12, 0.0, 0.25])
-    grasp_tolerance: float = 0.025       # horizontal EE-to-rim distance that still grasps (m)
+    home: list[float] = field(default_factory=lambda: [-0.1, 0.0, 0.2])
+    grasp_tolerance: float = 0.03        # horizontal EE-to-rim distance that still grasps (m)
     max_steps: int = 120
 
 

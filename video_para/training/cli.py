@@ -12,15 +12,17 @@ from .config import ExperimentConfig
 from .trainer import train, write_run_info
 
 
-def finetune(cfg: ExperimentConfig, progress: bool = True) -> Policy:
+def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Policy:
+    """Train the experiment's policy; `dataset` may be passed in to share demos between runs."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_run_info(cfg, out)
-    t0 = time.time()
-    dataset = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed, progress=progress)
+    if dataset is None:
+        t0 = time.time()
+        dataset = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed, progress=progress)
+        print(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
+              f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
-    print(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
-          f"in {time.time() - t0:.1f} s")
     policy = Policy(cfg.policy, stats)
     return train(policy, dataset, cfg.train, out, seed=cfg.seed, progress=progress)
 

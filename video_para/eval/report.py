@@ -1,0 +1,91 @@
+"""Reports: success tables (Markdown + CSV), the paper's plots and heatmap overlays."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+_STEP_COLORS = np.array([[255, 255, 0], [255, 128, 0], [255, 0, 0], [255, 0, 255]], dtype=np.float64)
+
+
+def overlay(image: np.ndarray, pixels: np.ndarray | None, heatmaps: np.ndarray | None, scale: int = 3) -> np.ndarray:
+    """Image upscaled by `scale`, with the max over steps of the PARA heatmaps blended in green and
+    the predicted target pixels drawn as dots (yellow = next step ... magenta = last)."""
+    img = np.repeat(np.repeat(image.astype(np.float64), scale, 0), scale, 1)
+    if heatmaps is not None:
+        h = heatmaps.max(0)
+        h = np.repeat(np.repeat(h / max(h.max(), 1e-12), scale * image.shape[0] // h.shape[0], 0),
+                      scale * image.shape[1] // h.shape[1], 1)
+        img = img * (1 - 0.6 * h[..., None]) + 0.6 * h[..., None] * np.array([0, 255, 0])
+    if pixels is not None:
+        n = len(pixels)
+        for k, (u, v) in enumerate(pixels):
+            c = _STEP_COLORS[min(len(_STEP_COLORS) - 1, k * len(_STEP_COLORS) // max(n, 1))]
+            x, y = int(u * scale), int(v * scale)
+            img[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = c
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def success_table(rows: list[dict], out_dir: Path, name: str = "results") -> tuple[Path, Path]:
+    """rows: {method, protocol, successes, episodes, paper (optional %)} -> results.md / results.csv."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = ["| protocol | method | success | paper |", "|---|---|---|---|"]
+    for r in rows:
+        pct = 100 * r["successes"] / max(1, r["episodes"])
+        paper = f"{r['paper']}%" if r.get("paper") is not None else "—"
+        md.append(f"| {r['protocol']} | {r['method']} | {pct:.0f}% ({r['successes']}/{r['episodes']}) | {paper} |")
+    (out_dir / f"{name}.md").write_text("\n".join(md) + "\n")
+    with open(out_dir / f"{name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["protocol", "method", "successes", "episodes", "success_rate", "paper"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{k: r.get(k) for k in ("protocol", "method", "successes", "episodes", "paper")},
+                        "success_rate": r["successes"] / max(1, r["episodes"])})
+    return out_dir / f"{name}.md", out_dir / f"{name}.csv"
+
+
+def plot_success_vs_distance(results: dict, train_specs: list[dict], path: Path, bins: int = 4) -> Path:
+    """Success rate against the bowl's distance (m) from the nearest training position, per method."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    train_xy = np.array([s["bowl_xy"] for s in train_specs])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for method, res in results.items():
+        d = np.array([np.min(np.linalg.norm(train_xy - e.spec["bowl_xy"], axis=1)) for e in res.episodes])
+        ok = np.array([e.success for e in res.episodes], dtype=float)
+        edges = np.linspace(0, d.max() + 1e-9, bins + 1)
+        idx = np.clip(np.digitize(d, edges) - 1, 0, bins - 1)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        rate = [ok[idx == b].mean() * 100 if (idx == b).any() else np.nan for b in range(bins)]
+        ax.plot(centres * 100, rate, "o-", label=method)
+    ax.set_xlabel("distance from nearest training position (cm)")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(-5, 105)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_loss_curves(metrics: dict, path: Path) -> Path:
+    """Training loss per method from each run's metrics.csv."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for method, csv_path in metrics.items():
+        with open(csv_path) as f:
+            rows = list(csv.DictReader(f))
+        ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=method)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

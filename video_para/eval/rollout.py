@@ -1,0 +1,73 @@
+"""Closed-loop rollouts of any policy in any env: predict a chunk, execute k actions, re-plan.
+
+A policy is anything with `predict(image, camera, ee_pos, support_z) -> ActionChunk` (a saved
+`Policy`, an oracle...). A prediction that cannot be executed (the EE left the image, a pixel on
+the horizon) ends the episode as a failure with its reason recorded; it never crashes the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+from tqdm import tqdm
+
+from ..envs.base import Env
+from .report import overlay
+
+
+@dataclass
+class EpisodeResult:
+    spec: dict
+    success: bool
+    steps: int
+    error: float = float("nan")          # final bowl-to-plate distance (m), when the env reports it
+    failure: str = ""                    # why a prediction could not be executed
+    video: str = ""
+
+
+@dataclass
+class RolloutResult:
+    episodes: list[EpisodeResult] = field(default_factory=list)
+
+    @property
+    def successes(self) -> int:
+        return sum(e.success for e in self.episodes)
+
+    @property
+    def rate(self) -> float:
+        return self.successes / max(1, len(self.episodes))
+
+
+def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_steps: int = 80, seed: int = 0,
+            video_dir: Path | None = None, n_videos: int = 0, camera: str = "", desc: str = "rollout") -> RolloutResult:
+    cam_name = camera or env.camera_names[0]
+    result = RolloutResult()
+    bar = tqdm(specs, desc=desc)
+    for i, spec in enumerate(bar):
+        obs = env.reset(spec, seed + i)
+        frames, steps, failure = [], 0, ""
+        record = video_dir is not None and i < n_videos
+        while steps < max_steps and not env.success():
+            try:
+                chunk = policy.predict(obs.images[cam_name], obs.cameras[cam_name], obs.ee_pos, obs.support_z)
+            except (ValueError, FloatingPointError) as e:
+                failure = str(e).split(";")[0][:160]
+                break
+            for action in chunk.actions[:replan_every]:
+                if record:
+                    frames.append(overlay(obs.images[cam_name], chunk.pixels, chunk.heatmaps))
+                obs = env.step(action[:3], float(action[3]))
+                steps += 1
+                if env.success() or steps >= max_steps:
+                    break
+        ep = EpisodeResult(spec, env.success(), steps, getattr(env, "bowl_plate_error", lambda: float("nan"))(), failure)
+        if record and frames:
+            frames.append(overlay(obs.images[cam_name], None, None))
+            video_dir.mkdir(parents=True, exist_ok=True)
+            ep.video = str(video_dir / f"episode_{i:03d}.mp4")
+            imageio.mimwrite(ep.video, frames, fps=8, macro_block_size=1)
+        result.episodes.append(ep)
+        bar.set_postfix(success=f"{result.successes}/{i + 1}")
+    return result
