@@ -1,5 +1,5 @@
-"""eval entry point — filled in by the training / evaluation issues (#6, #7)."""
-import sys
+"""Evaluate a saved policy on an OOD protocol: `python eval.py --policy DIR --protocol left_right`."""
+from video_para.eval.cli import main
 
 if __name__ == "__main__":
-    sys.exit("eval.py is not implemented yet: see issues #6 (training) and #7 (evaluation)")
+    main()

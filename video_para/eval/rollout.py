@@ -1,7 +1,7 @@
 """Closed-loop rollouts of any policy in any env: predict a chunk, execute k actions, re-plan.
 
 A policy is anything with `predict(image, camera, ee_pos, support_z) -> ActionChunk` (a saved
-`Policy`, an oracle...). A prediction that cannot be executed (the EE left the image, a pixel on
+`Policy`, an oracle...) and optionally `reset()`, called before each episode. A prediction that cannot be executed (the EE left the image, a pixel on
 the horizon) ends the episode as a failure with its reason recorded; it never crashes the run.
 """
 from __future__ import annotations
@@ -47,6 +47,8 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_step
     bar = tqdm(specs, desc=desc)
     for i, spec in enumerate(bar):
         obs = env.reset(spec, seed + i)
+        if hasattr(policy, "reset"):
+            policy.reset()
         frames, steps, failure = [], 0, ""
         record = video_dir is not None and i < n_videos
         while steps < max_steps and not env.success():
