@@ -42,3 +42,25 @@ def test_out_of_image_policies(episodes):
     assert dropped.dropped > 0 and len(dropped) + dropped.dropped == len(ep)
     stats = WindowDataset(episodes, 5).stats()
     assert stats.height_low < stats.height_high and stats.gripper_low < 0 < 1 < stats.gripper_high
+
+
+def test_shift_augmentation_moves_image_and_camera_together(episodes):
+    torch.manual_seed(0)
+    plain, shifted = WindowDataset(episodes, 5), WindowDataset(episodes, 5, shift_px=10)
+    moved = 0
+    for i in range(0, len(plain), 5):
+        a, b = plain[i], shifted[i]
+        cam = Camera(b["K"].double(), b["world_from_cam"].double(), 64, 64)
+        torch.testing.assert_close(cam.project(b["target_xyz"].double()).float(), b["target_pixels"])
+        torch.testing.assert_close(cam.project(b["target_xyz"][:1].double()).float()[0] - a["target_pixels"][0],
+                                   b["target_pixels"][0] - a["target_pixels"][0])
+        d = (b["target_pixels"] - a["target_pixels"])[0].round().long()
+        dx, dy = int(d[0]), int(d[1])
+        if dx or dy:
+            moved += 1
+            # the image content moved by the same (dx, dy): compare an interior patch
+            ya, xa = slice(max(0, -dy) + 12, 52 - max(0, dy)), slice(max(0, -dx) + 12, 52 - max(0, dx))
+            yb, xb = slice(ya.start + dy, ya.stop + dy), slice(xa.start + dx, xa.stop + dx)
+            torch.testing.assert_close(b["image"][:, yb, xb], a["image"][:, ya, xa])
+        assert ((b["target_pixels"] >= 0) & (b["target_pixels"] < 64)).all()
+    assert moved > 0

@@ -13,6 +13,7 @@ class DataConfig:
     protocol_overrides: list[str] = field(default_factory=list)   # e.g. ["rows=8", "cols=8"]
     camera: str = ""                    # empty: the env's first camera
     out_of_image: str = "drop"          # drop | clip | error (targets leaving the image)
+    shift_px: int = 0                   # random translation augmentation (image and K together)
 
     def validate(self) -> None:
         if self.source not in SOURCES:

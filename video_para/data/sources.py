@@ -16,4 +16,5 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
         episodes = generate_demos(env, specs(protocol, "train"), seed=seed, progress=progress)
     finally:
         env.close()
-    return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image)
+    return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
+                         shift_px=cfg.shift_px)

@@ -4,6 +4,10 @@ Targets are the EE states at t+1 ... t+N_W (the final state repeats past the epi
 policy learns to hold still once the task is done). Pixels come from projecting them with *frame
 t's* camera, so moving-camera datasets need no special case. Windows whose targets leave the image
 follow `out_of_image`: drop (default; counted), clip (to the border pixel) or error.
+
+Augmentation `shift_px`: a random image translation of up to that many pixels (edge-replicated),
+applied to the image *and* the camera (K's principal point), so labels stay exact; the shift is
+limited so that every target stays inside the image.
 """
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ OUT_OF_IMAGE = ("drop", "clip", "error")
 class WindowDataset(Dataset):
     """In-memory windows over validated episodes, one camera."""
 
-    def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop"):
+    def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop",
+                 shift_px: int = 0):
         if out_of_image not in OUT_OF_IMAGE:
             raise ValueError(f"out_of_image must be one of {OUT_OF_IMAGE}, got '{out_of_image}'")
         if not episodes:
             raise ValueError("WindowDataset needs at least one episode")
-        self.episodes, self.n_window, self.out_of_image = episodes, n_window, out_of_image
+        self.episodes, self.n_window, self.out_of_image, self.shift_px = episodes, n_window, out_of_image, shift_px
         self.camera = camera or next(iter(episodes[0].cameras))
         self.index: list[tuple[int, int]] = []
         self.dropped = self.clipped = 0
@@ -73,15 +78,33 @@ class WindowDataset(Dataset):
         track = ep.cameras[self.camera]
         steps = self._steps(ep, t)
         pix = self._pixels(ep, t)
+        H, W = track.images.shape[1:3]
         if self.out_of_image == "clip":
-            H, W = track.images.shape[1:3]
             pix = np.clip(pix, 0, [W - 1e-3, H - 1e-3])
+        image, K = track.images[t], track.K[t].copy()
+        if self.shift_px:
+            image, K, pix = self._shift(image, K, pix)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-        return {"image": torch.from_numpy(track.images[t]).permute(2, 0, 1).float() / 255.0,
+        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0,
                 "start_pixel": f(pix[0]), "target_pixels": f(pix[1:]),
                 "target_xyz": f(ep.ee_pos[steps]), "target_height": f(ep.ee_pos[steps, 2] - ep.support_z),
-                "target_gripper": f(ep.gripper[steps]), "K": f(track.K[t]),
+                "target_gripper": f(ep.gripper[steps]), "K": f(K),
                 "world_from_cam": f(track.world_from_cam[t]), "support_z": f(ep.support_z)}
+
+    def _shift(self, image, K, pix):
+        """Translate image content by (dx, dy) px; pixel (u, v) moves to (u + dx, v + dy)."""
+        H, W = image.shape[:2]
+        s = self.shift_px
+        lo = np.maximum(-s, np.ceil(-pix.min(0)).astype(int))                # keep u + dx >= 0
+        hi = np.minimum(s, np.floor([W, H] - pix.max(0) - 1e-3).astype(int))  # keep u + dx < W
+        if (hi < lo).any():
+            return image, K, pix
+        dx, dy = (int(torch.randint(a, b + 1, ()).item()) for a, b in zip(lo, hi))
+        padded = np.pad(image, ((s, s), (s, s), (0, 0)), mode="edge")
+        image = padded[s - dy:s - dy + H, s - dx:s - dx + W]
+        K[0, 2] += dx
+        K[1, 2] += dy
+        return image, K, pix + [dx, dy]
 
     def stats(self) -> Stats:
         xyz = np.concatenate([self.episodes[e].ee_pos[self._steps(self.episodes[e], t)] for e, t in self.index])
