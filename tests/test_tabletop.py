@@ -75,3 +75,13 @@ def test_scripted_expert_succeeds_over_grid_and_viewpoints(env):
         # actions are the next frame's EE state (teleport servo)
         np.testing.assert_allclose(ep.action[:-1, :3], ep.ee_pos[1:], atol=1e-12)
     assert np.mean(results) >= 0.95
+
+
+def test_bounding_box_culling_renders_the_same_image(env, monkeypatch):
+    from video_para.envs import raster
+    env.reset({"bowl_xy": [0.1, -0.2], "theta": 20, "phi": 45, "distractors": [[0.0, 0.1]]})
+    env.step([0.05, 0.05, 0.1], 1.0)
+    culled, mask = env.render()
+    monkeypatch.setattr(raster.Rays, "window", lambda self, p: (slice(None), slice(None)))
+    full, full_mask = env.render()
+    assert np.array_equal(culled, full) and np.array_equal(mask, full_mask)

@@ -47,14 +47,43 @@ class Sphere:
     tag: int = 0
 
 
+def _aabb(p) -> np.ndarray:
+    """(2, 3) world bounding box of a primitive."""
+    if isinstance(p, Sphere):
+        c, r = np.asarray(p.center), p.radius
+        return np.stack([c - r, c + r])
+    ex = p.half_extent if isinstance(p, Disc) and p.half_extent else (p.radius, p.radius)
+    z0, z1 = (p.z, p.z) if isinstance(p, Disc) else (p.z0, p.z1)
+    return np.array([[p.center[0] - ex[0], p.center[1] - ex[1], z0], [p.center[0] + ex[0], p.center[1] + ex[1], z1]])
+
+
 class Rays:
     """Per-pixel rays of a camera (computed once per camera pose)."""
 
     def __init__(self, camera: Camera):
         u, v = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)
         origin, d = camera.rays(np.stack([u, v], -1).reshape(-1, 2))
-        self.o, self.d = origin[0], d / np.linalg.norm(d, axis=-1, keepdims=True)
+        self.camera, self.o = camera, origin[0]
+        self.d = (d / np.linalg.norm(d, axis=-1, keepdims=True)).reshape(camera.height, camera.width, 3)
         self.shape = (camera.height, camera.width)
+
+    def window(self, p) -> tuple[slice, slice]:
+        """Image rows/cols that can see primitive p (its projected bounding box, 1 px margin);
+        the whole image when part of the box is behind the camera."""
+        lo, hi = _aabb(p)
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        pix, depth = self.camera.project_with_depth(corners)
+        H, W = self.shape
+        if (depth <= 1e-6).any():
+            return slice(0, H), slice(0, W)
+        c0, r0 = np.floor(pix.min(0)).astype(int) - 1
+        c1, r1 = np.ceil(pix.max(0)).astype(int) + 1
+        return slice(max(r0, 0), max(min(r1, H), 0)), slice(max(c0, 0), max(min(c1, W), 0))
+
+
+class _Block:
+    def __init__(self, o, d):
+        self.o, self.d = o, d
 
 
 def _hit_disc(r: Rays, p: Disc):
@@ -103,18 +132,25 @@ _HIT = {Disc: _hit_disc, Cylinder: _hit_cylinder, Sphere: _hit_sphere}
 
 def render(rays: Rays, primitives: list, background=(60, 60, 70)) -> tuple[np.ndarray, np.ndarray]:
     """Return (image (H, W, 3) uint8, tags (H, W) int; -1 where the background shows)."""
-    n_pix = rays.d.shape[0]
-    depth = np.full(n_pix, np.inf)
-    color = np.tile(np.asarray(background, dtype=np.float64), (n_pix, 1))
-    tags = np.full(n_pix, -1, dtype=np.int16)
+    H, W = rays.shape
+    depth = np.full((H, W), np.inf)
+    color = np.empty((H, W, 3))
+    color[:] = background
+    tags = np.full((H, W), -1, dtype=np.int16)
     for p in primitives:
-        t, n = _HIT[type(p)](rays, p)
-        closer = t < depth
+        rs, cs = rays.window(p)                 # only the pixels whose rays can hit p
+        block = _Block(rays.o, rays.d[rs, cs].reshape(-1, 3))
+        if block.d.shape[0] == 0:
+            continue
+        t, n = _HIT[type(p)](block, p)
+        closer = t < depth[rs, cs].reshape(-1)
         if not closer.any():
             continue
         shade = 0.55 + 0.45 * np.clip(n[closer] @ _LIGHT, 0, 1)
-        color[closer] = np.asarray(p.color, dtype=np.float64) * shade[:, None]
-        depth[closer] = t[closer]
-        tags[closer] = p.tag
-    H, W = rays.shape
-    return np.clip(color, 0, 255).astype(np.uint8).reshape(H, W, 3), tags.reshape(H, W)
+        d_blk, c_blk, g_blk = depth[rs, cs].reshape(-1), color[rs, cs].reshape(-1, 3), tags[rs, cs].reshape(-1)
+        d_blk[closer] = t[closer]
+        c_blk[closer] = np.asarray(p.color, dtype=np.float64) * shade[:, None]
+        g_blk[closer] = p.tag
+        shape = depth[rs, cs].shape
+        depth[rs, cs], color[rs, cs], tags[rs, cs] = d_blk.reshape(shape), c_blk.reshape(shape + (3,)), g_blk.reshape(shape)
+    return np.clip(color, 0, 255).astype(np.uint8), tags
