@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from video_para.models import Policy, PolicyConfig, Stats
+from video_para.models.backbones import BACKBONES
+from video_para.models.backbones.dino import DinoBackboneConfig
+from video_para.models.backbones.svd import SvdBackboneConfig
+from video_para.models.backbones.tiny import TinyBackboneConfig
+from video_para.models.heads.global_mlp import GlobalMLPHeadConfig
+from video_para.models.heads.para import ParaHeadConfig
+
+# 2 shared cores: more than one intra-op thread per process oversubscribes them (10-50x slower)
+torch.set_num_threads(1)
+STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
+SIZE = {"tiny": 32, "svd": 64, "dino": 56}
+
+
+def backbone_config(kind, **kw):
+    if kind == "tiny":
+        return TinyBackboneConfig(channels=16, n_down=1, n_blocks=1, **kw)
+    if kind == "svd":
+        return SvdBackboneConfig(preset="tiny", n_frames=2, tap_blocks=[0, 1], feature_size=8, **kw)
+    return DinoBackboneConfig(preset="tiny", **kw)
+
+
+def batch(size, B=2, N=3, T=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(B, 3, size, size, generator=g),
+            "start_pixel": torch.rand(B, 2, generator=g) * size,
+            "target_pixels": torch.rand(B, N, 2, generator=g) * size,
+            "target_height": torch.rand(B, N, generator=g) * 0.3,
+            "target_gripper": torch.randint(0, 2, (B, N), generator=g).float(),
+            "target_xyz": torch.zeros(B, N, 3),
+            "clip": torch.rand(B, T, 3, size, size, generator=g)}
+
+
+def policy_config(kind, head, **kw):
+    head_cfg = ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=4) if head == "para" \
+        else GlobalMLPHeadConfig(hidden_dim=32)
+    return PolicyConfig(backbone=backbone_config(kind, **kw), head=head_cfg, n_window=3,
+                        image_height=SIZE[kind], image_width=SIZE[kind])
+
+
+@pytest.mark.parametrize("head", ["para", "global_mlp"])
+@pytest.mark.parametrize("kind", ["tiny", "svd", "dino"])
+def test_policy_on_each_backbone_fits_a_fixed_batch(kind, head):
+    torch.manual_seed(0)
+    # the aux diffusion loss samples sigma per step: leave it out so the head loss is comparable
+    policy = Policy(policy_config(kind, head, **({"aux_loss": False} if kind == "svd" else {})), STATS)
+    b = batch(SIZE[kind])
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=3e-3)
+    policy.eval()  # fixed feature noise for svd: the loss sequence is deterministic
+    losses = []
+    for _ in range(6):
+        loss = policy.compute_loss(b)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+@pytest.mark.parametrize("kind", ["svd", "dino"])
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, kind):
+    torch.manual_seed(0)
+    policy = Policy(policy_config(kind, "para"), STATS).eval()
+    policy.save_pretrained(tmp_path / "p")
+    loaded = Policy.from_pretrained(tmp_path / "p").eval()
+    b = batch(SIZE[kind])
+    with torch.no_grad():
+        a = policy.backbone(b["image"], b["start_pixel"]).features
+        c = loaded.backbone(b["image"], b["start_pixel"]).features
+    assert torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kind", ["tiny", "svd", "dino"])
+def test_frozen_mode_has_no_trainable_backbone_params_and_stays_eval(kind):
+    bb = BACKBONES.build(backbone_config(kind, mode="frozen"), (SIZE[kind],) * 2)
+    bb.train()
+    assert not any(p.requires_grad for p in bb.parameters())
+    assert not any(m.training for m in bb.modules())
+
+
+@pytest.mark.parametrize("kind", ["svd", "dino"])
+def test_start_keypoint_changes_features_only_through_its_cell(kind):
+    torch.manual_seed(0)
+    size = SIZE[kind]
+    bb = BACKBONES.build(backbone_config(kind), (size, size)).eval()
+    image = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        f1 = bb(image, torch.tensor([[1.0, 1.0]])).features
+        f2 = bb(image, torch.tensor([[size - 1.0, size - 1.0]])).features
+        f3 = bb(image, torch.tensor([[1.5, 0.5]])).features   # same cell as f1
+    assert not torch.allclose(f1, f2)
+    assert torch.equal(f1, f3)
+
+
+def test_dino_grid_skips_register_tokens_and_rejects_bad_sizes():
+    bb = BACKBONES.build(DinoBackboneConfig(preset="tiny", version="v3"), (64, 48))
+    assert (bb.n_prefix, bb.grid, bb.patch) == (5, (4, 3), 16)
+    out = bb(torch.rand(2, 3, 64, 48), torch.tensor([[1.0, 1.0], [40.0, 60.0]])).features
+    assert out.shape == (2, 32, 4, 3)
+    with pytest.raises(ValueError, match="multiple of the patch size 14"):
+        BACKBONES.build(DinoBackboneConfig(preset="tiny"), (60, 56))
+    with pytest.raises(ValueError, match=r"expects images \(B, 3, 56, 56\)"):
+        BACKBONES.build(DinoBackboneConfig(preset="tiny"), (56, 56))(torch.rand(1, 3, 42, 42), torch.zeros(1, 2))

@@ -1,0 +1,223 @@
+"""Stable Video Diffusion UNet as a backbone: tapped decoder features + the EDM diffusion loss.
+
+Features: the conditioning (current) image is VAE-encoded, noised to `feature_sigma`, replicated over
+`n_frames` frames and passed once through the UNet with SVD's conditioning (VAE latents of the
+noise-augmented image concatenated on channels, the CLIP image embedding as cross-attention context,
+added time ids fps / motion bucket / noise-aug strength). Forward hooks on `unet.up_blocks[i]`
+(`tap_blocks`) grab the decoder activations, each resized to `feature_size`^2 and concatenated; the
+UNet pass stops after the last tapped block. Frames are reduced by `frame_reduction`:
+  first (default): frame 0, the one aligned with the image whose pixels the head predicts in; later
+          frames hold the model's imagined future, useful context but spatially shifted;
+  mean | learned (softmax weights over frames).
+The start keypoint is a learned embedding added to the `unet.conv_in` output at its latent cell.
+
+Clip convention: `clip` is (B, T, 3, H, W) in [0, 1] at the policy image size, frame 0 being the
+conditioning (current) frame, frames 1.. the following ones; the diffusion loss denoises all T frames.
+EDM (DESIGN.md): ln sigma ~ N(0.7, 1.6), c_in = 1/sqrt(s^2+1), c_skip = 1/(s^2+1),
+c_out = -s/sqrt(s^2+1) (v-prediction), c_noise = ln(s)/4, weight (s^2+1)/s^2.
+VAE and CLIP are always frozen; `mode` applies to the UNet and the keypoint embedding.
+In eval mode all noise comes from a fixed seed so predictions are deterministic.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput, keypoint_cells
+from .svd_components import SvdComponents, load_components, tiny_components
+
+
+@dataclass
+class SvdBackboneConfig(BackboneConfig):
+    type: str = "svd"
+    pretrained: str = "stabilityai/stable-video-diffusion-img2vid"   # hub id or local directory
+    preset: str = ""                   # "" = load `pretrained` | tiny = random-init small components
+    n_frames: int = 7
+    tap_blocks: list[int] = field(default_factory=lambda: [1, 2])
+    feature_size: int = 64
+    frame_reduction: str = "first"     # first | mean | learned (see module docstring)
+    feature_sigma: float = 0.5         # noise level of the feature pass (SVD sigmas span ~0.002..700)
+    fps: int = 6                       # added time ids, as the SVD pipeline passes them (fps - 1 there)
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    aux_loss: bool = True              # return the diffusion loss as aux_loss when training with a clip
+    p_mean: float = 0.7
+    p_std: float = 1.6
+    gradient_checkpointing: bool = True
+
+
+class _StopUNet(Exception):
+    """Raised by the last tap hook: the remaining UNet blocks are not needed for features."""
+
+
+class SvdBackbone(Backbone):
+    def __init__(self, cfg: SvdBackboneConfig, image_size, components: SvdComponents | None = None):
+        super().__init__(cfg, image_size)
+        if cfg.frame_reduction not in ("first", "mean", "learned"):
+            raise ValueError(f"svd backbone: frame_reduction must be first|mean|learned, got '{cfg.frame_reduction}'")
+        if cfg.preset not in ("", "tiny"):
+            raise ValueError(f"svd backbone: preset must be '' or 'tiny', got '{cfg.preset}'")
+        parts = components or (tiny_components() if cfg.preset == "tiny" else load_components(cfg.pretrained))
+        self.unet, self.vae, self.image_encoder = parts.unet, parts.vae, parts.image_encoder
+        n_up = len(self.unet.up_blocks)
+        if not cfg.tap_blocks or any(not 0 <= i < n_up for i in cfg.tap_blocks):
+            raise ValueError(f"svd backbone: tap_blocks {cfg.tap_blocks} must index unet.up_blocks (0..{n_up - 1})")
+        self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        H, W = self.image_size
+        if H % (self.factor * 2 ** (n_up - 1)) or W % (self.factor * 2 ** (n_up - 1)):
+            raise ValueError(f"svd backbone: image size {W}x{H} (WxH) must be a multiple of "
+                             f"{self.factor * 2 ** (n_up - 1)} (VAE x UNet downsampling)")
+        self.latent_grid = (H // self.factor, W // self.factor)
+        self.out_channels = tap_channels(self.unet.config, cfg.tap_blocks)
+        crop = parts.processor.crop_size
+        self.clip_size = (crop["height"], crop["width"])
+        self.register_buffer("clip_mean", torch.tensor(parts.processor.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("clip_std", torch.tensor(parts.processor.image_std).view(1, 3, 1, 1), persistent=False)
+        self.keypoint = nn.Parameter(torch.randn(self.unet.config.block_out_channels[0]) * 0.1)
+        self.frame_logits = nn.Parameter(torch.zeros(cfg.n_frames)) if cfg.frame_reduction == "learned" else None
+        for part in (self.vae, self.image_encoder):
+            part.requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self._cells, self._taps, self._attention_set = None, None, False
+        self.unet.conv_in.register_forward_hook(self._add_keypoint)
+        for i in cfg.tap_blocks:
+            self.unet.up_blocks[i].register_forward_hook(self._tap_hook(i))
+        self.apply_mode()
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vae.eval()
+        self.image_encoder.eval()
+        return self
+
+    # -- hooks --------------------------------------------------------------------------------
+    def _add_keypoint(self, module, args, x):
+        if self._cells is None:            # e.g. diffusion_loss without a start pixel
+            return x
+        row, col = self._cells
+        onehot = torch.zeros(x.shape[0], 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+        onehot[torch.arange(x.shape[0], device=x.device), 0, row, col] = 1
+        return x + onehot * self.keypoint.view(1, -1, 1, 1).to(x.dtype)
+
+    def _tap_hook(self, i):
+        def hook(module, args, out):
+            if self._taps is None:         # diffusion loss: full pass, nothing to collect
+                return None
+            self._taps[i] = out
+            if len(self._taps) == len(self.cfg.tap_blocks):
+                raise _StopUNet
+            return None
+        return hook
+
+    # -- conditioning ---------------------------------------------------------------------------
+    def _randn(self, shape, like, seed):
+        if self.training:
+            return torch.randn(shape, device=like.device, dtype=like.dtype)
+        g = torch.Generator().manual_seed(seed)   # eval: deterministic predictions
+        return torch.randn(shape, generator=g).to(like.device, like.dtype)
+
+    def _set_attention(self, device):
+        """xformers on CUDA when installed; otherwise diffusers' default SDPA processors."""
+        if not self._attention_set and device.type == "cuda" and importlib.util.find_spec("xformers"):
+            self.unet.enable_xformers_memory_efficient_attention()
+        self._attention_set = True
+
+    @torch.no_grad()
+    def _condition(self, image, n_frames):
+        """SVD conditioning of images (B,3,H,W) in [0,1]: CLIP context, latents to concatenate, time ids."""
+        clip_in = F.interpolate(image, self.clip_size, mode="bicubic", align_corners=False, antialias=True)
+        context = self.image_encoder(pixel_values=(clip_in.clamp(0, 1) - self.clip_mean) / self.clip_std).image_embeds
+        aug = self.cfg.noise_aug_strength
+        x = image * 2 - 1
+        cond = self.vae.encode(x + aug * self._randn(x.shape, x, 1)).latent_dist.mode()
+        cond = cond.unsqueeze(1).expand(-1, n_frames, -1, -1, -1)
+        time_ids = torch.tensor([self.cfg.fps, self.cfg.motion_bucket_id, aug], device=image.device)
+        return context.unsqueeze(1), cond, time_ids.to(context.dtype).expand(image.shape[0], 3)
+
+    @torch.no_grad()
+    def _latents(self, frames):
+        """VAE latents (N,4,h,w) of frames (N,3,H,W) in [0,1], scaled as the UNet expects."""
+        return self.vae.encode(frames * 2 - 1).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def _unet(self, noisy, sigma, cond, context, time_ids):
+        """EDM-preconditioned UNet: denoised estimate of the clean latents (and hooks fire)."""
+        s = sigma.view(-1, 1, 1, 1, 1)
+        c_in, c_skip, c_out = 1 / (s ** 2 + 1).sqrt(), 1 / (s ** 2 + 1), -s / (s ** 2 + 1).sqrt()
+        x = torch.cat([noisy * c_in, cond], dim=2).to(self.unet.dtype)
+        out = self.unet(x, sigma.log() / 4, context, time_ids, return_dict=False)[0]
+        return c_skip * noisy + c_out * out.to(noisy.dtype)
+
+    # -- public --------------------------------------------------------------------------------
+    def forward(self, image, start_pixel, clip=None) -> BackboneOutput:
+        self.check_inputs(image, start_pixel)
+        self._set_attention(image.device)
+        B, T = image.shape[0], self.cfg.n_frames
+        context, cond, time_ids = self._condition(image, T)
+        latents = self._latents(image).unsqueeze(1).expand(-1, T, -1, -1, -1)
+        sigma = torch.full((B,), self.cfg.feature_sigma, device=image.device)
+        noisy = latents + sigma.view(-1, 1, 1, 1, 1) * self._randn(latents.shape, latents, 2)
+        taps = self.tapped_features(noisy, sigma, cond, context, time_ids, start_pixel)
+        aux = None
+        if clip is not None and self.training and self.cfg.aux_loss and self.cfg.mode != "frozen":
+            aux = self.diffusion_loss(clip, start_pixel)
+        return BackboneOutput(self._reduce_frames(taps.unflatten(0, (B, T))), aux)
+
+    def tapped_features(self, noisy, sigma, cond, context, time_ids, start_pixel):
+        """One UNet pass; the tapped up-block outputs resized and concatenated: (B*T, C, fs, fs)."""
+        T = noisy.shape[1]
+        self._cells = tuple(c.repeat_interleave(T) for c in keypoint_cells(start_pixel, self.image_size, self.latent_grid))
+        self._taps = {}
+        try:
+            self._unet(noisy, sigma, cond, context, time_ids)
+        except _StopUNet:
+            pass
+        finally:
+            taps, self._taps, self._cells = self._taps, None, None
+        size = (self.cfg.feature_size, self.cfg.feature_size)
+        return torch.cat([F.interpolate(taps[i].float(), size, mode="bilinear", align_corners=False)
+                          for i in self.cfg.tap_blocks], dim=1)
+
+    def _reduce_frames(self, feats):   # (B, T, C, h, w) -> (B, C, h, w)
+        if self.cfg.frame_reduction == "first":
+            return feats[:, 0]
+        if self.cfg.frame_reduction == "mean":
+            return feats.mean(1)
+        return torch.einsum("t,btchw->bchw", self.frame_logits.softmax(0), feats)
+
+    def diffusion_loss(self, clip: torch.Tensor, start_pixel: torch.Tensor | None = None) -> torch.Tensor:
+        """EDM v-prediction loss of SVD on the VAE latents of `clip` (B,T,3,H,W) in [0,1], frame 0 conditioning."""
+        if clip.ndim != 5 or clip.shape[2] != 3 or tuple(clip.shape[-2:]) != self.image_size:
+            raise ValueError(f"svd backbone: clip must be (B, T, 3, {self.image_size[0]}, {self.image_size[1]}), "
+                             f"got {tuple(clip.shape)}")
+        self._set_attention(clip.device)
+        B, T = clip.shape[:2]
+        context, cond, time_ids = self._condition(clip[:, 0], T)
+        latents = self._latents(clip.flatten(0, 1)).unflatten(0, (B, T))
+        sigma = (self.cfg.p_mean + self.cfg.p_std * self._randn((B,), latents, 3)).exp()
+        noisy = latents + sigma.view(-1, 1, 1, 1, 1) * self._randn(latents.shape, latents, 4)
+        if start_pixel is not None:
+            self._cells = tuple(c.repeat_interleave(T) for c in keypoint_cells(start_pixel, self.image_size, self.latent_grid))
+        try:
+            denoised = self._unet(noisy, sigma, cond, context, time_ids)
+        finally:
+            self._cells = None
+        weight = (sigma ** 2 + 1) / sigma ** 2
+        return (weight * (denoised - latents).pow(2).mean(dim=(1, 2, 3, 4))).mean()
+
+
+def tap_channels(unet_config, tap_blocks) -> int:
+    """Channels of the concatenated taps: up block i outputs reversed(block_out_channels)[i]."""
+    chans = list(reversed(unet_config.block_out_channels))
+    return sum(chans[i] for i in tap_blocks)
+
+
+@BACKBONES.register("svd", SvdBackboneConfig)
+def build_svd(cfg, image_size):
+    return SvdBackbone(cfg, image_size)
+
