@@ -104,3 +104,12 @@ def test_dino_grid_skips_register_tokens_and_rejects_bad_sizes():
         BACKBONES.build(DinoBackboneConfig(preset="tiny"), (60, 56))
     with pytest.raises(ValueError, match=r"expects images \(B, 3, 56, 56\)"):
         BACKBONES.build(DinoBackboneConfig(preset="tiny"), (56, 56))(torch.rand(1, 3, 42, 42), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("name, cls", [("svd", SvdBackboneConfig), ("svd_tiny", SvdBackboneConfig),
+                                       ("dino", DinoBackboneConfig), ("dino_tiny", DinoBackboneConfig),
+                                       ("dinov3", DinoBackboneConfig)])
+def test_backbone_yaml_configs_load(name, cls):
+    from video_para.config import load_config
+    cfg = load_config(PolicyConfig, [f"backbone=@backbone/{name}"]).backbone
+    assert type(cfg) is cls

@@ -170,8 +170,7 @@ class SvdBackbone(Backbone):
 
     def tapped_features(self, noisy, sigma, cond, context, time_ids, start_pixel):
         """One UNet pass; the tapped up-block outputs resized and concatenated: (B*T, C, fs, fs)."""
-        T = noisy.shape[1]
-        self._cells = tuple(c.repeat_interleave(T) for c in keypoint_cells(start_pixel, self.image_size, self.latent_grid))
+        self._cells = self._frame_cells(start_pixel, noisy.shape[1])
         self._taps = {}
         try:
             self._unet(noisy, sigma, cond, context, time_ids)
@@ -183,6 +182,11 @@ class SvdBackbone(Backbone):
         return torch.cat([F.interpolate(taps[i].float(), size, mode="bilinear", align_corners=False)
                           for i in self.cfg.tap_blocks], dim=1)
 
+    def _frame_cells(self, start_pixel, n_frames):
+        """Latent (row, col) of the keypoint per sample, repeated for the UNet's (B*T) frame batch."""
+        cells = keypoint_cells(start_pixel, self.image_size, self.latent_grid)
+        return tuple(c.repeat_interleave(n_frames) for c in cells)
+
     def _reduce_frames(self, feats):   # (B, T, C, h, w) -> (B, C, h, w)
         if self.cfg.frame_reduction == "first":
             return feats[:, 0]
@@ -193,16 +197,15 @@ class SvdBackbone(Backbone):
     def diffusion_loss(self, clip: torch.Tensor, start_pixel: torch.Tensor | None = None) -> torch.Tensor:
         """EDM v-prediction loss of SVD on the VAE latents of `clip` (B,T,3,H,W) in [0,1], frame 0 conditioning."""
         if clip.ndim != 5 or clip.shape[2] != 3 or tuple(clip.shape[-2:]) != self.image_size:
-            raise ValueError(f"svd backbone: clip must be (B, T, 3, {self.image_size[0]}, {self.image_size[1]}), "
-                             f"got {tuple(clip.shape)}")
+            H, W = self.image_size
+            raise ValueError(f"svd backbone: clip must be (B, T, 3, {H}, {W}), got {tuple(clip.shape)}")
         self._set_attention(clip.device)
         B, T = clip.shape[:2]
         context, cond, time_ids = self._condition(clip[:, 0], T)
         latents = self._latents(clip.flatten(0, 1)).unflatten(0, (B, T))
         sigma = (self.cfg.p_mean + self.cfg.p_std * self._randn((B,), latents, 3)).exp()
         noisy = latents + sigma.view(-1, 1, 1, 1, 1) * self._randn(latents.shape, latents, 4)
-        if start_pixel is not None:
-            self._cells = tuple(c.repeat_interleave(T) for c in keypoint_cells(start_pixel, self.image_size, self.latent_grid))
+        self._cells = None if start_pixel is None else self._frame_cells(start_pixel, T)
         try:
             denoised = self._unet(noisy, sigma, cond, context, time_ids)
         finally:

@@ -31,7 +31,8 @@ def load_components(pretrained: str) -> SvdComponents:
         missing = [s for s in SUBFOLDERS if not any(
             os.path.isfile(os.path.join(pretrained, s, f)) for f in ("config.json", "preprocessor_config.json"))]
         if missing:
-            raise FileNotFoundError(f"svd backbone: weights directory '{pretrained}' lacks {', '.join(s + '/' for s in missing)} "
+            lacking = ", ".join(s + "/" for s in missing)
+            raise FileNotFoundError(f"svd backbone: weights directory '{pretrained}' lacks {lacking} "
                                     f"(expected the diffusers layout {', '.join(s + '/' for s in SUBFOLDERS)})")
     loaders = (("unet", UNetSpatioTemporalConditionModel), ("vae", AutoencoderKLTemporalDecoder),
                ("image_encoder", CLIPVisionModelWithProjection), ("feature_extractor", CLIPImageProcessor))

@@ -1,0 +1,115 @@
+"""Backbones: forward + backward time per sample and peak memory of a policy training step on each
+tiny preset (CPU), the PARA head's share of a training step at the DINOv2-S / 448 shape
+(random-init full-size dinov2-small, no download), and with --gpu-svd the full SVD step on CUDA
+(bf16, batch 1, 576x320, 7 frames, gradient checkpointing; needs the weights)."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from ..models import Policy, PolicyConfig, Stats
+from ..models.backbones.dino import DinoBackbone, DinoBackboneConfig
+from ..models.backbones.svd import SvdBackboneConfig
+from ..models.backbones.tiny import TinyBackboneConfig
+from ..models.heads import HEADS
+from ..models.heads.para import ParaHeadConfig
+from .heads import _peak_bytes
+
+STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
+
+
+def _batch(B, H, W, T=0, N=12):
+    b = {"image": torch.rand(B, 3, H, W), "start_pixel": torch.rand(B, 2) * torch.tensor([W, H]),
+         "target_pixels": torch.rand(B, N, 2) * torch.tensor([W, H]), "target_height": torch.rand(B, N) * 0.3,
+         "target_gripper": torch.rand(B, N).round(), "target_xyz": torch.zeros(B, N, 3)}
+    if T:
+        b["clip"] = torch.rand(B, T, 3, H, W)
+    return b
+
+
+def _median_time(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _step(model, batch):
+    def fn():
+        model.zero_grad(set_to_none=True)
+        model.compute_loss(batch)["loss"].backward()
+    return fn
+
+
+def tiny_presets(B, repeats):
+    print(f"tiny presets, PARA head, batch {B}, {torch.get_num_threads()} threads (CPU)")
+    presets = (("tiny", TinyBackboneConfig(), 64, 0), ("svd tiny", SvdBackboneConfig(preset="tiny", n_frames=3,
+               tap_blocks=[0, 1], feature_size=16), 64, 3), ("dino tiny", DinoBackboneConfig(preset="tiny"), 56, 0))
+    for name, cfg, size, T in presets:
+        policy = Policy(PolicyConfig(backbone=cfg, image_height=size, image_width=size), STATS).train()
+        fn = _step(policy, _batch(B, size, size, T))
+        peak = _peak_bytes(fn)   # cold step: includes the activations and gradient buffers allocated once
+        t = _median_time(fn, repeats)
+        extra = f", {T}-frame clip (aux loss)" if T else ""
+        print(f"  {name:9s} {size}x{size}{extra}: fwd+bwd {t / B * 1e3:8.1f} ms/sample   "
+              f"peak RSS +{peak / 2**20:7.1f} MiB")
+
+
+def dino_head_share(B, repeats):
+    from transformers import Dinov2Config, Dinov2Model
+    vit = Dinov2Model(Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                   intermediate_size=1536, patch_size=14, image_size=518))
+    backbone = DinoBackbone(DinoBackboneConfig(), (448, 448), vit).train()
+    head = HEADS.build(ParaHeadConfig(), backbone.out_channels, 12, (448, 448), STATS).train()
+    batch = _batch(B, 448, 448)
+
+    def full():
+        backbone.zero_grad(set_to_none=True)
+        head.zero_grad(set_to_none=True)
+        head.loss(head(backbone(batch["image"], batch["start_pixel"]).features), batch)["loss"].backward()
+
+    feats = torch.randn(B, 384, 32, 32, requires_grad=True)
+
+    def head_only():
+        head.zero_grad(set_to_none=True)
+        head.loss(head(feats), batch)["loss"].backward()
+
+    peak = _peak_bytes(full)
+    t_full, t_head = _median_time(full, repeats), _median_time(head_only, repeats)
+    print(f"DINOv2-S (random init, 22 M params) 448x448 -> 32x32x384 + PARA head, batch {B} (CPU):")
+    print(f"  training step {t_full * 1e3:8.1f} ms   head alone {t_head * 1e3:8.1f} ms   "
+          f"head share {100 * t_head / t_full:5.1f} %   peak RSS +{peak / 2**20:7.1f} MiB")
+
+
+def gpu_svd(weights, repeats):
+    """Full SVD step on CUDA: bf16, batch 1, 576x320, 7 frames, gradient checkpointing."""
+    policy = Policy(PolicyConfig(backbone=SvdBackboneConfig(pretrained=weights), image_height=320,
+                                 image_width=576), STATS).to("cuda", torch.bfloat16).train()
+    batch = {k: v.to("cuda", torch.bfloat16) for k, v in _batch(1, 320, 576, T=7).items()}
+    fn = _step(policy, batch)
+    torch.cuda.reset_peak_memory_stats()
+    t = _median_time(lambda: (fn(), torch.cuda.synchronize()), repeats)
+    print(f"SVD full ({weights}), bf16, batch 1, 576x320x7, features + diffusion loss: fwd+bwd {t * 1e3:.0f} ms, "
+          f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m video_para.bench backbones")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-dino", action="store_true", help="skip the DINOv2-S head-share measurement")
+    ap.add_argument("--gpu-svd", action="store_true", help="also time the full SVD step on CUDA")
+    ap.add_argument("--svd-weights", default=SvdBackboneConfig.pretrained, help="hub id or local directory")
+    a = ap.parse_args(argv)
+    torch.manual_seed(0)
+    tiny_presets(a.batch, a.repeats)
+    if not a.skip_dino:
+        dino_head_share(1, a.repeats)
+    if a.gpu_svd:
+        gpu_svd(a.svd_weights, a.repeats)
