@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DinoBackboneConfig(BackboneConfig):
     type: str = "dino"
     pretrained: str = "facebook/dinov2-small"   # hub id or local directory (AutoModel)
-    version: str = "v2"                         # v2 (Dinov2Model, patch 14) | v3 (DINOv3ViTModel, patch 16)
+    version: str = "v2"   # tiny preset only (AutoModel reads the class from `pretrained`): v2 patch 14 | v3 patch 16
     preset: str = ""                            # "" = load `pretrained` | tiny = random-init small ViT
     tiny_dim: int = 32
 
