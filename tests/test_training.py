@@ -1,0 +1,45 @@
+import csv
+
+import pytest
+import torch
+
+from video_para.config import load_config
+from video_para.models import Policy
+from video_para.training.cli import finetune
+from video_para.training.config import ExperimentConfig
+from video_para.training.trainer import train, warmup_cosine
+
+SMALL = ["experiment=tiny_para", "env.image_size=32", "policy.image_height=32", "policy.image_width=32",
+         "data.protocol_overrides=[rows=2,cols=2]", "data.shift_px=2", "train.batch_size=8", "train.log_every=5",
+         "policy.head.hidden_channels=16", "policy.backbone.channels=16"]
+
+
+def test_finetune_trains_logs_and_exports_a_loadable_policy(tmp_path):
+    cfg = load_config(ExperimentConfig, [*SMALL, "train.steps=30", f"output_dir={tmp_path}"])
+    policy = finetune(cfg, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20, 25, 30]
+    assert {"heatmap", "height", "gripper", "loss", "lr_backbone", "lr_head"} <= set(rows[0])
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    loaded = Policy.from_pretrained(tmp_path / "policy")
+    for a, b in zip(policy.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a.cpu(), b)
+    assert (tmp_path / "config.yaml").exists() and "git_commit" in (tmp_path / "run.json").read_text()
+
+
+def test_nan_loss_stops_naming_step_and_term(tmp_path):
+    cfg = load_config(ExperimentConfig, [*SMALL, "train.steps=5", f"output_dir={tmp_path}"])
+    from video_para.data.sources import build_dataset
+    ds = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, progress=False)
+    policy = Policy(cfg.policy, ds.stats())
+    with torch.no_grad():
+        policy.head.height.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="step 0: loss term 'height'"):
+        train(policy, ds, cfg.train, tmp_path, progress=False)
+    assert not (tmp_path / "policy").exists()
+
+
+def test_warmup_cosine_schedule():
+    f = warmup_cosine(10, 110)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
