@@ -1,5 +1,10 @@
-"""pretrain entry point — filled in by the training / evaluation issues (#6, #7)."""
+"""Stage 1: diffusion-only pretraining of the SVD backbone on demo clips.
+
+`python pretrain.py experiment=tiny_svd_pretrain [key=value ...]` — the same loop as finetune.py with
+train.stage=diffusion; the saved policy's backbone starts stage 2 via train.init_from."""
 import sys
 
+from video_para.training.cli import main
+
 if __name__ == "__main__":
-    sys.exit("pretrain.py is not implemented yet: see issues #6 (training) and #7 (evaluation)")
+    main(["train.stage=diffusion", *sys.argv[1:]])

@@ -30,7 +30,7 @@ class ReplayOracle:
 
 
 def test_oracle_rollout_succeeds_and_writes_videos(tmp_path):
-    env = ENVS.build(TabletopConfig(image_size=64))
+    env = ENVS.build(TabletopConfig(image_height=64, image_width=64))
     specs_ = [{"bowl_xy": [0.0, 0.2]}, {"bowl_xy": [-0.15, -0.25]}]
     res = rollout(ReplayOracle(env), env, specs_, replan_every=4, max_steps=80, video_dir=tmp_path, n_videos=1)
     assert res.successes == 2 and res.rate == 1.0
@@ -39,7 +39,7 @@ def test_oracle_rollout_succeeds_and_writes_videos(tmp_path):
 
 
 def test_failed_prediction_is_a_recorded_failure_not_a_crash():
-    env = ENVS.build(TabletopConfig(image_size=32))
+    env = ENVS.build(TabletopConfig(image_height=32, image_width=32))
 
     class Broken:
         def predict(self, *a):

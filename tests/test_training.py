@@ -9,7 +9,7 @@ from video_para.training.cli import finetune
 from video_para.training.config import ExperimentConfig
 from video_para.training.trainer import train, warmup_cosine
 
-SMALL = ["experiment=tiny_para", "env.image_size=32", "policy.image_height=32", "policy.image_width=32",
+SMALL = ["experiment=tiny_para", "env.image_height=32", "env.image_width=32", "policy.image_height=32", "policy.image_width=32",
          "data.protocol_overrides=[rows=2,cols=2]", "data.shift_px=2", "train.batch_size=8", "train.log_every=5",
          "policy.head.hidden_channels=16", "policy.backbone.channels=16"]
 
@@ -43,3 +43,19 @@ def test_warmup_cosine_schedule():
     f = warmup_cosine(10, 110)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
+
+
+def test_svd_two_stage_pretrain_then_finetune_from_it(tmp_path):
+    tiny = ["data.protocol_overrides=[rows=2,cols=2]", "train.batch_size=2", "train.log_every=1", "train.steps=2"]
+    stage1 = load_config(ExperimentConfig, ["experiment=tiny_svd_pretrain", *tiny, f"output_dir={tmp_path / 's1'}"])
+    pre = finetune(stage1, progress=False)
+    assert "diffusion" in open(tmp_path / "s1" / "metrics.csv").readline()
+    stage2 = load_config(ExperimentConfig, ["experiment=tiny_svd_two_stage", *tiny, f"output_dir={tmp_path / 's2'}",
+                                            f"train.init_from={tmp_path / 's1' / 'policy'}", "train.lr_backbone=0"])
+    post = finetune(stage2, progress=False)
+    header = open(tmp_path / "s2" / "metrics.csv").readline()
+    assert "aux" in header and "heatmap" in header                  # head loss + lambda * diffusion loss
+    for k, v in pre.backbone.state_dict().items():                  # lr 0: the stage-1 UNet is kept exactly
+        assert torch.equal(v, post.backbone.state_dict()[k]), k
+    with pytest.raises(ValueError, match="needs policy.backbone.type=svd"):
+        load_config(ExperimentConfig, ["experiment=tiny_para", "train.stage=diffusion"])

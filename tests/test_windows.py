@@ -13,7 +13,7 @@ from video_para.geometry import Camera
 
 @pytest.fixture(scope="module")
 def episodes():
-    env = ENVS.build(TabletopConfig(image_size=64))
+    env = ENVS.build(TabletopConfig(image_height=64, image_width=64))
     return generate_demos(env, [{"bowl_xy": [0.0, 0.2]}, {"bowl_xy": [-0.1, -0.1], "theta": 15, "phi": 90}], progress=False)
 
 

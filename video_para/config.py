@@ -91,10 +91,8 @@ def _load_yaml(path: Path, root: Path) -> DictConfig:
         if isinstance(entry, str):
             merged = OmegaConf.merge(merged, _load_yaml(root / f"{entry}.yaml", root))
         elif isinstance(entry, dict) and len(entry) == 1:
-            (key, name), = entry.items()
-            sub = OmegaConf.create({})
-            OmegaConf.update(sub, key, _load_yaml(root / f"{name}.yaml", root), merge=False)
-            merged = OmegaConf.merge(merged, sub)
+            (key, name), = entry.items()    # replaces that subtree (a new head drops the old head's keys)
+            OmegaConf.update(merged, key, _load_yaml(root / f"{name}.yaml", root), merge=False)
         else:
             raise ValueError(f"{path}: bad defaults entry {entry!r}")
     return OmegaConf.merge(merged, OmegaConf.create(data))

@@ -19,7 +19,7 @@ def main(argv=None):
     ap.add_argument("--demos", type=int, default=10)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    env = ENVS.build(TabletopConfig(image_size=a.size))
+    env = ENVS.build(TabletopConfig(image_height=a.size, image_width=a.size))
     rng = np.random.default_rng(0)
     env.reset({"bowl_xy": [0.0, 0.1], "distractors": [[0.1, -0.2], [-0.15, 0.2]]})
     targets = rng.uniform([-0.2, -0.25, 0.03], [0.2, 0.25, 0.25], (a.steps, 3))

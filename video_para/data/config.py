@@ -14,6 +14,8 @@ class DataConfig:
     camera: str = ""                    # empty: the env's first camera
     out_of_image: str = "drop"          # drop | clip | error (targets leaving the image)
     shift_px: int = 0                   # random translation augmentation (image and K together)
+    clip_frames: int = 1                # > 1: add a video clip for diffusion backbones (frame 0 = now)
+    clip_stride: int = 1
 
     def validate(self) -> None:
         if self.source not in SOURCES:

@@ -17,4 +17,4 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
     finally:
         env.close()
     return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
-                         shift_px=cfg.shift_px)
+                         shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride)

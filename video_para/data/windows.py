@@ -8,6 +8,9 @@ follow `out_of_image`: drop (default; counted), clip (to the border pixel) or er
 Augmentation `shift_px`: a random image translation of up to that many pixels (edge-replicated),
 applied to the image *and* the camera (K's principal point), so labels stay exact; the shift is
 limited so that every target stays inside the image.
+
+`clip_frames` > 1 adds 'clip' (T, 3, H, W): frames t, t+stride, ... (clamped at the episode end),
+frame 0 being the current one — the video a diffusion backbone denoises (same shift applied).
 """
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ class WindowDataset(Dataset):
     """In-memory windows over validated episodes, one camera."""
 
     def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop",
-                 shift_px: int = 0):
+                 shift_px: int = 0, clip_frames: int = 1, clip_stride: int = 1):
         if out_of_image not in OUT_OF_IMAGE:
             raise ValueError(f"out_of_image must be one of {OUT_OF_IMAGE}, got '{out_of_image}'")
         if not episodes:
             raise ValueError("WindowDataset needs at least one episode")
         self.episodes, self.n_window, self.out_of_image, self.shift_px = episodes, n_window, out_of_image, shift_px
+        self.clip_frames, self.clip_stride = clip_frames, clip_stride
         self.camera = camera or next(iter(episodes[0].cameras))
         self.index: list[tuple[int, int]] = []
         self.dropped = self.clipped = 0
@@ -81,30 +85,36 @@ class WindowDataset(Dataset):
         H, W = track.images.shape[1:3]
         if self.out_of_image == "clip":
             pix = np.clip(pix, 0, [W - 1e-3, H - 1e-3])
-        image, K = track.images[t], track.K[t].copy()
+        frames = np.minimum(t + self.clip_stride * np.arange(self.clip_frames), len(ep) - 1)
+        images, K = track.images[frames], track.K[t].copy()       # (T, H, W, 3); frame 0 is t
         if self.shift_px:
-            image, K, pix = self._shift(image, K, pix)
+            images, K, pix = self._shift(images, K, pix)
+        to_float = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0,
+        clip = to_float(images)
+        item = {"image": clip[0],
                 "start_pixel": f(pix[0]), "target_pixels": f(pix[1:]),
                 "target_xyz": f(ep.ee_pos[steps]), "target_height": f(ep.ee_pos[steps, 2] - ep.support_z),
                 "target_gripper": f(ep.gripper[steps]), "K": f(K),
                 "world_from_cam": f(track.world_from_cam[t]), "support_z": f(ep.support_z)}
+        if self.clip_frames > 1:
+            item["clip"] = clip
+        return item
 
-    def _shift(self, image, K, pix):
-        """Translate image content by (dx, dy) px; pixel (u, v) moves to (u + dx, v + dy)."""
-        H, W = image.shape[:2]
+    def _shift(self, images, K, pix):
+        """Translate the content of images (T, H, W, 3) by (dx, dy) px: (u, v) moves to (u + dx, v + dy)."""
+        H, W = images.shape[1:3]
         s = self.shift_px
         lo = np.maximum(-s, np.ceil(-pix.min(0)).astype(int))                # keep u + dx >= 0
         hi = np.minimum(s, np.floor([W, H] - pix.max(0) - 1e-3).astype(int))  # keep u + dx < W
         if (hi < lo).any():
-            return image, K, pix
+            return images, K, pix
         dx, dy = (int(torch.randint(a, b + 1, ()).item()) for a, b in zip(lo, hi))
-        padded = np.pad(image, ((s, s), (s, s), (0, 0)), mode="edge")
-        image = padded[s - dy:s - dy + H, s - dx:s - dx + W]
+        padded = np.pad(images, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+        images = padded[:, s - dy:s - dy + H, s - dx:s - dx + W]
         K[0, 2] += dx
         K[1, 2] += dy
-        return image, K, pix + [dx, dy]
+        return images, K, pix + [dx, dy]
 
     def stats(self) -> Stats:
         xyz = np.concatenate([self.episodes[e].ee_pos[self._steps(self.episodes[e], t)] for e, t in self.index])

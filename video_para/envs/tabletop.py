@@ -25,7 +25,8 @@ _DISTRACTOR_COLORS = [(200, 40, 40), (40, 160, 60), (230, 200, 40), (150, 60, 20
 @dataclass
 class TabletopConfig(EnvConfig):
     type: str = "tabletop"
-    image_size: int = 128
+    image_height: int = 128
+    image_width: int = 128
     support_z: float = 0.0
     camera_radius: float = 1.0           # metres from the look-at point
     camera_elevation: float = 55.0       # degrees above the table plane
@@ -47,9 +48,10 @@ class TabletopEnv(Env):
 
     def __init__(self, cfg: TabletopConfig):
         self.cfg = cfg
-        K = Camera.intrinsics(cfg.camera_fov, cfg.image_size, cfg.image_size)
+        W, H = cfg.image_width, cfg.image_height
+        K = Camera.intrinsics(cfg.camera_fov, W, H)
         self.base_camera = Camera.spherical(cfg.look_at, cfg.camera_radius, cfg.camera_elevation,
-                                            cfg.camera_azimuth, K, cfg.image_size, cfg.image_size)
+                                            cfg.camera_azimuth, K, W, H)
         self.camera, self._rays = self.base_camera, Rays(self.base_camera)
         self.spec: dict = {}
 

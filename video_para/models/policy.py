@@ -74,8 +74,17 @@ class Policy(nn.Module):
             terms["loss"] = terms["loss"] + self.config.aux_loss_weight * out.aux_loss
         return terms
 
-    def forward(self, batch: dict) -> dict:  # so DDP wrappers see a forward
-        return self.compute_loss(batch)
+    def diffusion_loss(self, batch: dict) -> dict:
+        """Stage 1 (video backbones): the backbone's own diffusion loss on batch['clip'] only."""
+        if not hasattr(self.backbone, "diffusion_loss"):
+            raise ValueError(f"backbone '{self.config.backbone.type}' has no diffusion loss (stage 'diffusion' needs svd)")
+        if "clip" not in batch:
+            raise ValueError("stage 'diffusion' needs clips: set data.clip_frames > 1")
+        loss = self.backbone.diffusion_loss(batch["clip"], batch["start_pixel"])
+        return {"diffusion": loss, "loss": loss}
+
+    def forward(self, batch: dict, stage: str = "finetune") -> dict:  # one entry point, so DDP wrappers sync
+        return self.diffusion_loss(batch) if stage == "diffusion" else self.compute_loss(batch)
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()

@@ -12,6 +12,17 @@ from .config import ExperimentConfig
 from .trainer import train, write_run_info
 
 
+def init_backbone(policy: Policy, directory: Path) -> None:
+    """Start from the backbone of a saved policy (e.g. stage-1 diffusion pretraining); the head,
+    whose bins depend on this run's data statistics, starts fresh."""
+    source = Policy.from_pretrained(directory)
+    if source.config.backbone != policy.config.backbone:
+        raise ValueError(f"train.init_from={directory}: its backbone config {source.config.backbone} differs from "
+                         f"this run's {policy.config.backbone}")
+    policy.backbone.load_state_dict(source.backbone.state_dict())
+    print(f"[init] backbone weights from {directory}")
+
+
 def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Policy:
     """Train the experiment's policy; `dataset` may be passed in to share demos between runs."""
     out = Path(cfg.output_dir)
@@ -24,6 +35,8 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
               f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
     policy = Policy(cfg.policy, stats)
+    if cfg.train.init_from:
+        init_backbone(policy, Path(cfg.train.init_from))
     return train(policy, dataset, cfg.train, out, seed=cfg.seed, progress=progress)
 
 

@@ -9,8 +9,13 @@ from ..envs.tabletop import TabletopConfig
 from ..models.policy import PolicyConfig
 
 
+STAGES = ("finetune", "diffusion")
+
+
 @dataclass
 class TrainConfig:
+    stage: str = "finetune"             # finetune: head loss + lambda * aux | diffusion: SVD stage 1 only
+    init_from: str = ""                 # a saved policy directory whose *backbone* weights start this run
     steps: int = 1000
     batch_size: int = 32
     grad_accum: int = 1
@@ -25,6 +30,8 @@ class TrainConfig:
     log_every: int = 25
 
     def validate(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"train.stage must be one of {STAGES}, got '{self.stage}'")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"train.mixed_precision must be no|fp16|bf16, got '{self.mixed_precision}'")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -53,7 +60,9 @@ class ExperimentConfig:
         self.policy.validate()
         self.data.validate()
         self.train.validate()
-        size = getattr(self.env, "image_size", None)
-        if size is not None and (self.policy.image_height, self.policy.image_width) != (size, size):
+        if self.train.stage == "diffusion" and (self.policy.backbone.type != "svd" or self.data.clip_frames < 2):
+            raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
+        size = (getattr(self.env, "image_height", None), getattr(self.env, "image_width", None))
+        if None not in size and (self.policy.image_height, self.policy.image_width) != size:
             raise ValueError(f"policy image size {self.policy.image_height}x{self.policy.image_width} does not "
-                             f"match the env's rendered {size}x{size} (set env.image_size or policy.image_*)")
+                             f"match the env's rendered {size[0]}x{size[1]} (set env.image_* or policy.image_*)")

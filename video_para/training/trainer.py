@@ -68,7 +68,7 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
     while step < cfg.steps:
         for batch in loader:
             with accelerator.accumulate(model):
-                terms = model(batch)
+                terms = model(batch, cfg.stage)
                 for name, value in terms.items():
                     if not torch.isfinite(value).all():
                         raise FloatingPointError(f"step {step}: loss term '{name}' is {value.item()}; stopping "
