@@ -89,3 +89,45 @@ def plot_loss_curves(metrics: dict, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_viewpoints(results: dict, train_specs: list[dict], path: Path) -> Path:
+    """Per-theta success per method (left) and a polar plot of the viewpoints (right): radius theta,
+    angle phi; training viewpoints as crosses, test viewpoints coloured by the first method's success."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(9, 3.8))
+    ax = fig.add_subplot(1, 2, 1)
+    for method, res in results.items():
+        per = theta_breakdown(res)
+        ax.plot(list(per), [100 * s / n for s, n in per.values()], "o-", label=method)
+    ax.set_xlabel("theta (deg)")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    polar = fig.add_subplot(1, 2, 2, projection="polar")
+    train = {(s.get("theta", 0.0), s.get("phi", 0.0)) for s in train_specs}
+    polar.scatter([np.radians(f) for _, f in train], [t for t, _ in train], marker="x", c="k", label="train")
+    if results:
+        views: dict = {}
+        for e in next(iter(results.values())).episodes:
+            views.setdefault((e.spec.get("theta", 0.0), e.spec.get("phi", 0.0)), []).append(e.success)
+        sc = polar.scatter([np.radians(f) for _, f in views], [t for t, _ in views], c=[100 * np.mean(v) for v in views.values()],
+                           cmap="RdYlGn", vmin=0, vmax=100, label=f"test ({next(iter(results))})")
+        fig.colorbar(sc, ax=polar, label="success (%)", shrink=0.8)
+    polar.legend(loc="lower left", fontsize=7, bbox_to_anchor=(-0.25, -0.15))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def theta_breakdown(result) -> dict:
+    """theta -> (successes, episodes), sorted by theta."""
+    per: dict = {}
+    for e in result.episodes:
+        s, n = per.get(e.spec.get("theta", 0.0), (0, 0))
+        per[e.spec.get("theta", 0.0)] = (s + e.success, n + 1)
+    return dict(sorted(per.items()))
