@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 
 from video_para.eval.protocols import load_protocol, specs
@@ -17,3 +19,24 @@ def test_per_theta_breakdown_and_viewpoint_plot(tmp_path):
     out = plot_viewpoints({"PARA": res}, specs(p, "train"), tmp_path / "viewpoints.png")
     assert out.stat().st_size > 5000
     assert np.isclose(sum(n for _, n in per.values()), len(test))
+
+
+def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys):
+    import torch
+
+    from video_para.eval.cli import main
+    from video_para.models import Policy, PolicyConfig, Stats
+    from video_para.models.backbones.tiny import TinyBackboneConfig
+    from video_para.models.heads.para import ParaHeadConfig
+    torch.manual_seed(0)
+    cfg = PolicyConfig(backbone=TinyBackboneConfig(channels=8, n_down=1, n_blocks=1),
+                       head=ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=4),
+                       n_window=3, image_height=32, image_width=32)
+    Policy(cfg, Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)).save_pretrained(tmp_path / "p")
+    main(["--policy", str(tmp_path / "p"), "--protocol", "left_right", "--protocol-override", "rows=2",
+          "--protocol-override", "cols=4", "--episodes", "2", "--max-steps", "6", "--videos", "1",
+          "--out", str(tmp_path / "out"), "env.image_height=32", "env.image_width=32"])
+    out = capsys.readouterr().out
+    assert re.search(r"\| left_right/test \| para \| \d+% \([0-2]/2\) \| 54% \|", out)
+    for name in ("results.md", "results.csv", "success_vs_distance.png", "videos/episode_000.mp4"):
+        assert (tmp_path / "out" / name).stat().st_size > 0 and name in out

@@ -11,7 +11,7 @@ from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..models.policy import Policy
 from .protocols import load_protocol, specs
-from .report import success_table
+from .report import plot_success_vs_distance, plot_viewpoints, success_table
 from .rollout import rollout
 
 
@@ -46,5 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     md, csv_path = success_table([{"protocol": f"{protocol.name}/{a.split}", "method": head,
                                    "successes": res.successes, "episodes": len(scenes),
                                    "paper": protocol.paper.get(head)}], out)
+    written = [md, csv_path]
+    train = specs(protocol, "train")
+    if len(protocol.thetas) > 1:
+        written.append(plot_viewpoints({head: res}, train, out / "viewpoints.png"))
+    elif a.split == "test":
+        written.append(plot_success_vs_distance({head: res}, train, out / "success_vs_distance.png"))
     print(md.read_text())
-    print(f"written: {md}, {csv_path}, videos in {out / 'videos'}")
+    print("written:\n  " + "\n  ".join(map(str, written + [e.video for e in res.episodes if e.video])))
