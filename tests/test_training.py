@@ -59,3 +59,24 @@ def test_svd_two_stage_pretrain_then_finetune_from_it(tmp_path):
         assert torch.equal(v, post.backbone.state_dict()[k]), k
     with pytest.raises(ValueError, match="needs policy.backbone.type=svd"):
         load_config(ExperimentConfig, ["experiment=tiny_para", "train.stage=diffusion"])
+
+
+def _params(policy):
+    return {k: v.clone() for k, v in policy.state_dict().items()}
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    args = [*SMALL, "train.save_every=4"]            # ~9 batches per epoch: 10 steps cross an epoch
+    full = finetune(load_config(ExperimentConfig, [*args, "train.steps=10", f"output_dir={tmp_path / 'full'}"]),
+                    progress=False)
+    # a run that died between steps 4 and 8 leaves checkpoint 4 as `last`; point `last` back to it
+    part = tmp_path / "part"
+    finetune(load_config(ExperimentConfig, [*args, "train.steps=10", f"output_dir={part}"]), progress=False)
+    (part / "checkpoints" / "last").write_text("0000004")
+    resumed = finetune(load_config(ExperimentConfig, [*args, "train.steps=10", "train.resume=true",
+                                                      f"output_dir={part}"]), progress=False)
+    a, b = _params(full), _params(resumed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [int(r["step"]) for r in csv.DictReader(open(part / "metrics.csv"))]
+    assert steps[-1] == 10 and sorted(set(steps)) == [5, 10]

@@ -76,7 +76,10 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        """key: an index, or (index, augmentation seed) so that augmentation is a function of the
+        key alone — independent of worker processes, prefetching and resumption."""
+        i, aug_seed = key if isinstance(key, tuple) else (key, int(torch.randint(2**62, ())))
         e, t = self.index[i]
         ep = self.episodes[e]
         track = ep.cameras[self.camera]
@@ -88,7 +91,7 @@ class WindowDataset(Dataset):
         frames = np.minimum(t + self.clip_stride * np.arange(self.clip_frames), len(ep) - 1)
         images, K = track.images[frames], track.K[t].copy()       # (T, H, W, 3); frame 0 is t
         if self.shift_px:
-            images, K, pix = self._shift(images, K, pix)
+            images, K, pix = self._shift(images, K, pix, np.random.default_rng(aug_seed))
         to_float = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         clip = to_float(images)
@@ -101,7 +104,7 @@ class WindowDataset(Dataset):
             item["clip"] = clip
         return item
 
-    def _shift(self, images, K, pix):
+    def _shift(self, images, K, pix, rng: np.random.Generator):
         """Translate the content of images (T, H, W, 3) by (dx, dy) px: (u, v) moves to (u + dx, v + dy)."""
         H, W = images.shape[1:3]
         s = self.shift_px
@@ -109,7 +112,7 @@ class WindowDataset(Dataset):
         hi = np.minimum(s, np.floor([W, H] - pix.max(0) - 1e-3).astype(int))  # keep u + dx < W
         if (hi < lo).any():
             return images, K, pix
-        dx, dy = (int(torch.randint(a, b + 1, ()).item()) for a, b in zip(lo, hi))
+        dx, dy = (int(rng.integers(a, b + 1)) for a, b in zip(lo, hi))
         padded = np.pad(images, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
         images = padded[:, s - dy:s - dy + H, s - dx:s - dx + W]
         K[0, 2] += dx

@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from accelerate.utils import set_seed
+
 from ..config import load_config
 from ..data.sources import build_dataset
 from ..models.policy import Policy
@@ -34,6 +36,7 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
         print(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
               f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
+    set_seed(cfg.seed)                  # the initial weights depend on the seed only, not on what ran before
     policy = Policy(cfg.policy, stats)
     if cfg.train.init_from:
         init_backbone(policy, Path(cfg.train.init_from))

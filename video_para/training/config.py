@@ -28,6 +28,8 @@ class TrainConfig:
     mixed_precision: str = "no"         # no | fp16 | bf16
     num_workers: int = 0
     log_every: int = 25
+    save_every: int = 0                 # checkpoint every N steps (0: only the final policy)
+    resume: bool = False                # continue from output_dir/checkpoints/last when it exists
 
     def validate(self) -> None:
         if self.stage not in STAGES:

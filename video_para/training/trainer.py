@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from ..config import to_yaml
 from ..models.policy import Policy
+from .sampler import ResumableBatchSampler
+from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, TrainConfig
 
 
@@ -53,20 +55,29 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
     set_seed(seed)
     if len(dataset) < cfg.batch_size:
         raise ValueError(f"dataset has {len(dataset)} windows, fewer than train.batch_size={cfg.batch_size}")
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(seed))
+    # the batch order is a function of (seed, epoch), and the loader's own seed comes from a private
+    # generator, so the global RNG (augmentations) is consumed identically by a resumed run
+    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(seed))
     groups = policy.param_groups(cfg.lr_backbone, cfg.lr_head, cfg.weight_decay_backbone, cfg.weight_decay_head)
     optimizer = torch.optim.AdamW(groups)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
     model, optimizer, loader, scheduler = accelerator.prepare(policy, optimizer, loader, scheduler)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    log_file = open(out / "metrics.csv", "w", newline="") if accelerator.is_main_process else None
-    writer, step = None, 0
-    bar = tqdm(total=cfg.steps, desc="train", disable=not (progress and accelerator.is_main_process))
+    state = TrainerState()
+    if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
+        state = load_checkpoint(accelerator, ckpt)
+        print(f"[resume] from {ckpt} at step {state.step}")
+    log_file = open(out / "metrics.csv", "a" if state.step else "w", newline="") if accelerator.is_main_process else None
+    writer, step = None, state.step
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
     model.train()
     while step < cfg.steps:
+        sampler.set_position(state.epoch, state.batches_in_epoch * accelerator.num_processes)
         for batch in loader:
+            state.batches_in_epoch += 1
             with accelerator.accumulate(model):
                 terms = model(batch, cfg.stage)
                 for name, value in terms.items():
@@ -88,12 +99,18 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
                        **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}}
                 if writer is None:
                     writer = csv.DictWriter(log_file, fieldnames=list(row))
-                    writer.writeheader()
+                    if not state.step or log_file.tell() == 0:
+                        writer.writeheader()
                 writer.writerow(row)
                 log_file.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+                state.step = step
+                save_checkpoint(accelerator, accelerator.unwrap_model(model), out, state)
             if step >= cfg.steps:
                 break
+        else:
+            state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     bar.close()
     if log_file:
         log_file.close()
