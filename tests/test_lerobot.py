@@ -1,0 +1,86 @@
+"""LeRobot v3 write -> read round trip on synthetic episodes (a coloured dot drawn at the projected EE)."""
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from video_para.data.episodes import CameraTrack, Episode, EpisodeError
+from video_para.data.lerobot import LeRobotSource, write_dataset
+from video_para.geometry import Camera
+
+H, W = 48, 64
+
+
+def make_episode(index: int, T: int = 6) -> Episode:
+    rng = np.random.default_rng(index)
+    K = np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]])
+    cam = Camera.look_at([0.0, -0.8, 0.9], [0.0, 0.0, 0.0], K, width=W, height=H)
+    ee = np.c_[np.linspace(-0.1, 0.1, T), rng.uniform(-0.05, 0.05, T), np.linspace(0.3, 0.1, T)]
+    images = np.full((T, H, W, 3), 40, np.uint8)
+    vv, uu = np.mgrid[0:H, 0:W] + 0.5
+    for t in range(T):
+        u, v = cam.project(ee[t])
+        images[t][(uu - u) ** 2 + (vv - v) ** 2 < 9] = (255, 128, 0)
+    track = CameraTrack(images, np.repeat(cam.K[None], T, 0), np.repeat(cam.world_from_cam[None], T, 0))
+    return Episode(index=index, task=f"task {index % 2}", fps=10.0, timestamps=np.arange(T) / 10.0, ee_pos=ee,
+                   gripper=np.linspace(0, 1, T), action=np.c_[ee, np.linspace(0, 1, T)], support_z=0.02,
+                   cameras={"front": track}, meta={"cell": index})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    eps = [make_episode(i, T=5 + i) for i in range(3)]
+    return eps, write_dataset(eps, tmp_path_factory.mktemp("ds") / "demo")
+
+
+def test_v3_layout_and_metadata(dataset):
+    eps, root = dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 3 and info["total_frames"] == 18
+    assert info["features"]["observation.images.front"]["shape"] == [H, W, 3]
+    assert info["features"]["observation.cameras.front.K"]["shape"] == [9]
+    meta = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
+    assert meta["dataset_from_index"] == [0, 5, 11] and meta["dataset_to_index"] == [5, 11, 18]
+    assert meta["videos/observation.images.front/from_timestamp"] == [0.0, 0.5, 1.1]
+    assert (root / "videos/observation.images.front/chunk-000/file-000.mp4").stat().st_size > 0
+
+
+def test_round_trip(dataset):
+    eps, root = dataset
+    src = LeRobotSource(root)
+    assert len(src) == 3
+    for e in eps:
+        got = src.load_episode(e.index)
+        assert got.task == e.task and got.meta == e.meta and got.support_z == e.support_z
+        np.testing.assert_array_equal(got.ee_pos, e.ee_pos.astype(np.float32))
+        np.testing.assert_array_equal(got.action, e.action.astype(np.float32))
+        np.testing.assert_array_equal(got.cameras["front"].K, e.cameras["front"].K)      # calibration exact
+        np.testing.assert_array_equal(got.cameras["front"].world_from_cam, e.cameras["front"].world_from_cam)
+        err = np.abs(got.cameras["front"].images.astype(int) - e.cameras["front"].images.astype(int))
+        assert err.mean() < 3 and np.percentile(err, 99) < 40                             # codec tolerance
+
+
+def test_truncated_video_names_file_and_episode(dataset, tmp_path):
+    eps, _ = dataset
+    root = write_dataset(eps, tmp_path / "bad")
+    mp4 = root / "videos/observation.images.front/chunk-000/file-000.mp4"
+    mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])
+    with pytest.raises(EpisodeError, match=r"episode 2: .*file-000\.mp4"):
+        LeRobotSource(root).load_episode(2)
+
+
+def test_missing_calibration_is_named(dataset, tmp_path):
+    eps, _ = dataset
+    root = write_dataset(eps, tmp_path / "nocal")
+    table = pq.read_table(root / "data/chunk-000/file-000.parquet")
+    pq.write_table(table.drop(["observation.cameras.front.K"]), root / "data/chunk-000/file-000.parquet")
+    with pytest.raises(KeyError, match="observation.cameras.front.K"):
+        LeRobotSource(root)
+
+
+def test_invalid_episode_is_rejected(tmp_path):
+    e = make_episode(7)
+    e.gripper[3] = np.nan
+    with pytest.raises(EpisodeError, match="episode 7, frame 3: field 'gripper'"):
+        write_dataset([e], tmp_path / "x")

@@ -1,0 +1,191 @@
+"""LeRobot v3.0 datasets written and read with pyarrow + PyAV (lerobot itself cannot share our torch pin).
+
+Layout (LeRobot v3.0): meta/info.json, meta/stats.json, meta/tasks.parquet,
+meta/episodes/chunk-000/file-000.parquet, data/chunk-000/file-000.parquet and one
+videos/observation.images.<cam>/chunk-000/file-000.mp4 per camera with all episodes concatenated
+(frame i of the file is dataset row i; each episode's span is videos/<key>/from_timestamp..to_timestamp).
+Calibration is a per-frame feature: observation.cameras.<cam>.K (9, row-major) and
+.world_from_cam (16, row-major), float64 so that projections survive the round trip exactly.
+Video codec: libx264 yuv420p (PyAV's bundled FFmpeg encodes it; LeRobot's torchcodec/pyav decode it).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .episodes import CameraTrack, Episode, EpisodeError
+
+CHUNK = "chunk-000/file-000"
+
+
+def _img_key(cam: str) -> str:
+    return f"observation.images.{cam}"
+
+
+def _numeric(episodes: list[Episode]) -> dict[str, tuple[str, list[str] | None, np.ndarray]]:
+    """feature name -> (dtype, names, (N, d) values) for every per-frame numeric column."""
+    cat = lambda f: np.concatenate([np.asarray(f(e), dtype=np.float64).reshape(len(e), -1) for e in episodes])
+    cols = {
+        "observation.state": ("float32", ["x", "y", "z", "gripper"],
+                              cat(lambda e: np.c_[e.ee_pos, e.gripper])),
+        "observation.ee_pos": ("float32", ["x", "y", "z"], cat(lambda e: e.ee_pos)),
+        "observation.gripper": ("float32", ["gripper"], cat(lambda e: e.gripper)),
+        "action": ("float32", ["x", "y", "z", "gripper"], cat(lambda e: e.action)),
+        "support_z": ("float64", ["z"], cat(lambda e: np.full(len(e), e.support_z))),
+    }
+    for cam in episodes[0].cameras:
+        cols[f"observation.cameras.{cam}.K"] = ("float64", None, cat(lambda e: e.cameras[cam].K))
+        cols[f"observation.cameras.{cam}.world_from_cam"] = ("float64", None,
+                                                            cat(lambda e: e.cameras[cam].world_from_cam))
+    return cols
+
+
+def _encode(path: Path, frames: list[np.ndarray], fps: float, codec: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    H, W = frames[0].shape[1:3]
+    if H % 2 or W % 2:
+        raise ValueError(f"{path}: yuv420p video needs even image sizes, got {W}x{H}")
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=int(round(fps)))
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        if codec == "libx264":
+            s.options = {"crf": "10", "g": "2"}     # near-lossless, short GOP for cheap random access
+        for chunk in frames:
+            for img in chunk:
+                out.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")))
+        out.mux(s.encode())
+
+
+def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot_type: str = "video_para_sim",
+                  codec: str = "libx264") -> Path:
+    """Write `episodes` (all with the same cameras and image sizes) as a LeRobot v3.0 dataset at `root`."""
+    if not episodes:
+        raise ValueError("write_dataset: no episodes")
+    for e in episodes:
+        e.validate()
+    root = Path(root)
+    fps = float(fps or episodes[0].fps)
+    cams = list(episodes[0].cameras)
+    for e in episodes:
+        if list(e.cameras) != cams:
+            raise EpisodeError(f"episode {e.index}: cameras {list(e.cameras)} differ from {cams}")
+    tasks = list(dict.fromkeys(e.task for e in episodes))
+    lengths = np.array([len(e) for e in episodes])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    n = int(lengths.sum())
+    cols = _numeric(episodes)
+
+    table = {"index": np.arange(n), "episode_index": np.repeat(np.arange(len(episodes)), lengths),
+             "frame_index": np.concatenate([np.arange(L) for L in lengths]),
+             "timestamp": np.concatenate([np.arange(L) / fps for L in lengths]).astype(np.float32),
+             "task_index": np.repeat([tasks.index(e.task) for e in episodes], lengths)}
+    arrays = {k: pa.array(v) for k, v in table.items()}
+    for k, (dt, _, v) in cols.items():
+        d = v.shape[1]
+        arrays[k] = pa.FixedSizeListArray.from_arrays(pa.array(v.astype(dt).ravel()), d)
+    (root / "data/chunk-000").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(arrays), root / f"data/{CHUNK}.parquet")
+
+    features = {k: {"dtype": "int64", "shape": [1], "names": None}
+                for k in ("index", "episode_index", "frame_index", "task_index")}
+    features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+    for k, (dt, names, v) in cols.items():
+        features[k] = {"dtype": dt, "shape": [v.shape[1]], "names": names}
+    ep_meta = {"episode_index": np.arange(len(episodes)), "tasks": [[e.task] for e in episodes],
+               "length": lengths, "dataset_from_index": starts, "dataset_to_index": starts + lengths,
+               "data/chunk_index": np.zeros(len(episodes), int), "data/file_index": np.zeros(len(episodes), int),
+               "meta/episodes/chunk_index": np.zeros(len(episodes), int),
+               "meta/episodes/file_index": np.zeros(len(episodes), int),
+               "video_para/source_index": [e.index for e in episodes],
+               "video_para/meta": [json.dumps(e.meta) for e in episodes]}
+    for cam in cams:
+        key = _img_key(cam)
+        H, W = episodes[0].cameras[cam].images.shape[1:3]
+        features[key] = {"dtype": "video", "shape": [H, W, 3], "names": ["height", "width", "channels"],
+                         "info": {"video.height": H, "video.width": W, "video.codec": "h264",
+                                  "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
+                                  "video.channels": 3, "has_audio": False}}
+        _encode(root / f"videos/{key}/{CHUNK}.mp4", [e.cameras[cam].images for e in episodes], fps, codec)
+        ep_meta[f"videos/{key}/chunk_index"] = np.zeros(len(episodes), int)
+        ep_meta[f"videos/{key}/file_index"] = np.zeros(len(episodes), int)
+        ep_meta[f"videos/{key}/from_timestamp"] = starts / fps
+        ep_meta[f"videos/{key}/to_timestamp"] = (starts + lengths) / fps
+    (root / "meta/episodes/chunk-000").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: pa.array(list(v)) for k, v in ep_meta.items()}),
+                   root / f"meta/episodes/{CHUNK}.parquet")
+    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "__index_level_0__": tasks}),
+                   root / "meta/tasks.parquet")
+    stats = {k: {"min": v.min(0).tolist(), "max": v.max(0).tolist(), "mean": v.mean(0).tolist(),
+                 "std": v.std(0).tolist(), "count": [n]} for k, (_, _, v) in cols.items()}
+    (root / "meta/stats.json").write_text(json.dumps(stats, indent=2))
+    info = {"codebase_version": "v3.0", "robot_type": robot_type, "total_episodes": len(episodes),
+            "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 500, "fps": fps, "splits": {"train": f"0:{len(episodes)}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": features}
+    (root / "meta/info.json").write_text(json.dumps(info, indent=2))
+    return root
+
+
+class LeRobotSource:
+    """Offline reader of a dataset written by `write_dataset` (single chunk/file per stream)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        info_path = self.root / "meta/info.json"
+        if not info_path.exists():
+            raise FileNotFoundError(f"{info_path}: not a LeRobot v3 dataset")
+        self.info = json.loads(info_path.read_text())
+        self.fps = float(self.info["fps"])
+        self.data = pq.read_table(self.root / f"data/{CHUNK}.parquet")
+        self.episodes = pq.read_table(self.root / f"meta/episodes/{CHUNK}.parquet").to_pylist()
+        self.cameras = [k.removeprefix("observation.images.") for k, f in self.info["features"].items()
+                        if f["dtype"] == "video"]
+        for cam in self.cameras:
+            for part in ("K", "world_from_cam"):
+                if f"observation.cameras.{cam}.{part}" not in self.data.column_names:
+                    raise KeyError(f"{self.root}: camera '{cam}' has no calibration feature "
+                                   f"'observation.cameras.{cam}.{part}'")
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def column(self, name: str, lo: int, hi: int) -> np.ndarray:
+        return np.asarray(self.data.column(name).slice(lo, hi - lo).to_pylist(), dtype=np.float64)
+
+    def frames(self, cam: str, lo: int, hi: int, episode: int) -> np.ndarray:
+        """Decoded dataset rows lo..hi-1 of camera `cam` as (T,H,W,3) uint8."""
+        path = self.root / f"videos/{_img_key(cam)}/{CHUNK}.mp4"
+        out = []
+        try:
+            with av.open(str(path)) as f:
+                for i, fr in enumerate(f.decode(video=0)):
+                    if i >= hi:
+                        break
+                    if i >= lo:
+                        out.append(fr.to_ndarray(format="rgb24"))
+        except (av.FFmpegError, OSError) as exc:
+            raise EpisodeError(f"episode {episode}: cannot decode {path}: {exc}") from exc
+        if len(out) != hi - lo:
+            raise EpisodeError(f"episode {episode}: {path} has {len(out)} of {hi - lo} frames (truncated?)")
+        return np.stack(out)
+
+    def load_episode(self, i: int) -> Episode:
+        m = self.episodes[i]
+        lo, hi = m["dataset_from_index"], m["dataset_to_index"]
+        T = hi - lo
+        cams = {c: CameraTrack(self.frames(c, lo, hi, i),
+                               self.column(f"observation.cameras.{c}.K", lo, hi).reshape(T, 3, 3),
+                               self.column(f"observation.cameras.{c}.world_from_cam", lo, hi).reshape(T, 4, 4))
+                for c in self.cameras}
+        return Episode(index=m["video_para/source_index"], task=m["tasks"][0], fps=self.fps,
+                       timestamps=np.arange(T) / self.fps, ee_pos=self.column("observation.ee_pos", lo, hi),
+                       gripper=self.column("observation.gripper", lo, hi)[:, 0],
+                       action=self.column("action", lo, hi), support_z=float(self.column("support_z", lo, hi)[0, 0]),
+                       cameras=cams, meta=json.loads(m["video_para/meta"])).validate()
