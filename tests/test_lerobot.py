@@ -84,3 +84,17 @@ def test_invalid_episode_is_rejected(tmp_path):
     e.gripper[3] = np.nan
     with pytest.raises(EpisodeError, match="episode 7, frame 3: field 'gripper'"):
         write_dataset([e], tmp_path / "x")
+
+
+def test_build_dataset_from_lerobot_labels_reproject(dataset):
+    from video_para.data.config import DataConfig
+    from video_para.data.sources import build_dataset
+    eps, root = dataset
+    ds = build_dataset(DataConfig(source="lerobot", root=str(root), episodes=[1, 2]), None, n_window=3)
+    item = ds[0]
+    cam = Camera(item["K"].numpy(), item["world_from_cam"].numpy(), W, H)
+    np.testing.assert_allclose(cam.project(item["target_xyz"].numpy().astype(np.float64)),
+                               item["target_pixels"].numpy(), atol=1e-3)
+    np.testing.assert_allclose(item["target_xyz"][0].numpy(), eps[1].ee_pos[1], atol=1e-6)
+    with pytest.raises(ValueError, match="data.root"):
+        DataConfig(source="lerobot").validate()

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SOURCES = ("sim",)
+SOURCES = ("sim", "lerobot")
 
 
 @dataclass
 class DataConfig:
-    source: str = "sim"                 # sim: scripted-expert demos generated in the experiment's env
+    source: str = "sim"                 # sim: scripted-expert demos generated in the experiment's env;
+                                        # lerobot: a local LeRobot v3 dataset at `root` (data.lerobot)
+    root: str = ""                      # source=lerobot: dataset directory
+    episodes: list[int] = field(default_factory=list)   # source=lerobot: episode indices (empty: all)
     protocol: str = "left_right"        # configs/protocol/<name>.yaml (or a path): its 'train' split
     protocol_overrides: list[str] = field(default_factory=list)   # e.g. ["rows=8", "cols=8"]
     camera: str = ""                    # empty: the env's first camera
@@ -20,3 +23,5 @@ class DataConfig:
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got '{self.source}'")
+        if self.source == "lerobot" and not self.root:
+            raise ValueError("data.source=lerobot needs data.root (a LeRobot v3 dataset directory)")

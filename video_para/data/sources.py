@@ -7,7 +7,14 @@ from .windows import WindowDataset
 
 
 def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int = 0, progress: bool = True):
-    """source=sim: one scripted-expert demo per train spec of the protocol, in the configured env."""
+    """source=sim: one scripted-expert demo per train spec of the protocol, in the configured env;
+    source=lerobot: the episodes of the LeRobot v3 dataset at cfg.root (env_cfg unused)."""
+    cfg.validate()
+    if cfg.source == "lerobot":
+        from .lerobot import LeRobotSource
+        src = LeRobotSource(cfg.root)
+        episodes = [src.load_episode(i) for i in (cfg.episodes or range(len(src)))]
+        return _windows(cfg, episodes, n_window)
     from ..envs.expert import generate_demos          # sim-only dependency
     from ..eval.protocols import load_protocol, specs
     protocol = load_protocol(cfg.protocol, cfg.protocol_overrides)
@@ -16,5 +23,9 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
         episodes = generate_demos(env, specs(protocol, "train"), seed=seed, progress=progress)
     finally:
         env.close()
+    return _windows(cfg, episodes, n_window)
+
+
+def _windows(cfg: DataConfig, episodes: list, n_window: int) -> WindowDataset:
     return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
                          shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride)
