@@ -47,9 +47,10 @@ def test_pixel_centre_convention_and_principal_point():
     cam = Camera.look_at([0, 0, 2.0], [0, 0, 0], Camera.intrinsics(60, 128, 96), 128, 96)
     # the optical axis hits the principal point (W/2, H/2): the corner between the 4 central pixels
     np.testing.assert_allclose(cam.project(np.zeros(3)), [64.0, 48.0], atol=1e-12)
-    # OpenCV axes: world +x (camera right when looking down with up=+z) moves the pixel right
+    # looking straight down along up=+z, look_at picks image-right = world +x (OpenCV: x right)
     right = cam.project(np.array([0.1, 0.0, 0.0]))
-    assert right[0] > 64 or right[0] < 64  # looking straight down picks some perpendicular
+    f = cam.K[0, 0]
+    np.testing.assert_allclose(right, [64 + f * 0.1 / 2.0, 48.0], atol=1e-9)
     pts = np.array([[0.1, 0.05, 0.0]])
     assert cam.world_to_cam(pts)[0, 2] == pytest.approx(2.0)
 
@@ -83,11 +84,12 @@ def test_orbit_keeps_target_centred_and_distance():
         assert np.linalg.norm(eye - [0.1, 0.0, 0.05]) == pytest.approx(1.3)
         angle = math.degrees(math.acos(np.clip(cam.world_from_cam[:3, 2] @ base.world_from_cam[:3, 2], -1, 1)))
         assert angle == pytest.approx(theta, abs=1e-6)
-    # phi = 90 tilts the line of sight towards image-down: a point low in the image comes towards the centre
-    p = np.array([0.1, 0.0, 0.05]) - 0.1 * base.world_from_cam[:3, 1]
-    v_before = base.project(p)[1]
-    v_after = base.orbit([0.1, 0.0, 0.05], 5, 90).project(p)[1]
-    assert abs(v_after - 64) != pytest.approx(abs(v_before - 64))
+    # the line of sight tilts towards direction phi of the base image plane (+x right, +y down)
+    R0 = base.world_from_cam[:3, :3]
+    for phi in (0, 90, 135, 270):
+        dz = base.orbit([0.1, 0.0, 0.05], 5, phi).world_from_cam[:3, 2] - R0[:, 2]
+        expected = math.sin(math.radians(5)) * np.array([math.cos(math.radians(phi)), math.sin(math.radians(phi))])
+        np.testing.assert_allclose([dz @ R0[:, 0], dz @ R0[:, 1]], expected, atol=1e-12)
 
 
 def test_scaled_and_cropped_cameras_stay_consistent():

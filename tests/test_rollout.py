@@ -3,7 +3,8 @@ import numpy as np
 from video_para.envs import ENVS
 from video_para.envs.expert import run_expert
 from video_para.envs.tabletop import TabletopConfig
-from video_para.eval.protocols import load_protocol, protocol_dict, protocol_from_dict, specs
+from video_para.config import from_dict, to_dict
+from video_para.eval.protocols import ProtocolConfig, load_protocol, specs
 from video_para.eval.report import overlay, plot_success_vs_distance, success_table
 from video_para.eval.rollout import rollout
 from video_para.models.policy import ActionChunk
@@ -51,7 +52,7 @@ def test_failed_prediction_is_a_recorded_failure_not_a_crash():
 
 def test_protocol_round_trip_and_splits():
     p = load_protocol("left_right", ["rows=4", "cols=6"])
-    assert protocol_from_dict(protocol_dict(p)) == p
+    assert from_dict(ProtocolConfig, to_dict(p)) == p
     train, test = specs(p, "train"), specs(p, "test")
     assert len(train) == len(test) == 12
     assert min(s["bowl_xy"][1] for s in train) > max(s["bowl_xy"][1] for s in test)   # left = +y

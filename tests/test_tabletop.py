@@ -19,18 +19,18 @@ def test_ee_projection_lands_on_the_rendered_gripper(env):
                 "phi": float(rng.uniform(0, 360))}
         env.reset(spec, seed=i)
         env.step(rng.uniform([-0.2, -0.25, 0.05], [0.2, 0.25, 0.3]), 0.0)
-        _, mask = env.render()
-        # the fingertips are centred on the EE: their pixels' centroid is where the EE projects
-        spread = 0.035
-        fingers = [env.ee + [0, spread, 0], env.ee - [0, spread, 0]]
-        centre = env.camera.project(np.mean(fingers, 0))
+        image, mask = env.render()
         vs, us = np.nonzero(mask)
         assert mask.sum() > 10
         px = env.camera.project(env.ee)
         d = np.hypot(us + 0.5 - px[0], vs + 0.5 - px[1])
         assert d.min() < 1.0                     # a robot pixel covers the projected EE
-        errors.append(np.linalg.norm(px - centre))
-    assert max(errors) < 1e-9                     # and the EE is exactly between the fingers
+        # the rendered (orange) fingertips straddle the EE: their pixel centroid is where it projects
+        r, b = image[..., 0].astype(int), image[..., 2].astype(int)
+        fv, fu = np.nonzero(mask & (r > 2 * b))
+        errors.append(np.hypot(fu.mean() + 0.5 - px[0], fv.mean() + 0.5 - px[1]))
+    # measured here: 0.02-1.7 px (perspective and the wrist occluding part of a finger)
+    assert np.median(errors) < 0.5 and max(errors) < 2.0
 
 
 def test_camera_moves_keep_calibration_consistent(env):

@@ -70,7 +70,7 @@ def _default_instance(cls, raw: Any):
     if cls in Registry._by_base:
         name = raw.get("type") if isinstance(raw, (dict, DictConfig)) else None
         if name is None:
-            name = cls().type if hasattr(cls(), "type") else None
+            name = getattr(cls(), "type", None)
         cls = Registry._by_base[cls].config_class(name)
     kwargs = {}
     for name, ftype in _field_types(cls).items():

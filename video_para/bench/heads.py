@@ -42,7 +42,6 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     stats = Stats(0.0, 0.3, 0.0, 1.0)
     cfg = ParaHeadConfig(num_conv_layers=0)
     head = ParaHead(cfg, a.channels, 12, (a.out, a.out), stats)

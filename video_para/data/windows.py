@@ -39,12 +39,15 @@ class WindowDataset(Dataset):
         self.clip_frames, self.clip_stride = clip_frames, clip_stride
         self.camera = camera or next(iter(episodes[0].cameras))
         self.index: list[tuple[int, int]] = []
+        self._pix: list[np.ndarray] = []     # (1 + N_W, 2) pixels of each kept window, projected once
         self.dropped = self.clipped = 0
         for e, ep in enumerate(episodes):
             if self.camera not in ep.cameras:
                 raise KeyError(f"episode {ep.index}: no camera '{self.camera}' (has {sorted(ep.cameras)})")
             for t in range(len(ep)):
-                ok = self._in_image(ep, t)
+                cam = ep.cameras[self.camera].camera(t)
+                pix = cam.project(ep.ee_pos[np.concatenate([[t], self._steps(ep, t)])])
+                ok = cam.in_image(pix)
                 if not ok.all():
                     if out_of_image == "error":
                         raise ValueError(f"episode {ep.index}, frame {t}: {int((~ok).sum())} target(s) project "
@@ -53,7 +56,9 @@ class WindowDataset(Dataset):
                         self.dropped += 1
                         continue
                     self.clipped += 1
+                    pix = np.clip(pix, 0, [cam.width - 1e-3, cam.height - 1e-3])
                 self.index.append((e, t))
+                self._pix.append(pix)
         if self.dropped or self.clipped:
             warnings.warn(f"WindowDataset: {self.dropped} window(s) dropped, {self.clipped} clipped "
                           f"(targets outside the image)", stacklevel=2)
@@ -62,16 +67,6 @@ class WindowDataset(Dataset):
 
     def _steps(self, ep: Episode, t: int) -> np.ndarray:
         return np.minimum(np.arange(t + 1, t + 1 + self.n_window), len(ep) - 1)
-
-    def _pixels(self, ep: Episode, t: int) -> np.ndarray:
-        """Pixels of the current EE (row 0) and the N_W targets in frame t's camera."""
-        cam = ep.cameras[self.camera].camera(t)
-        pts = ep.ee_pos[np.concatenate([[t], self._steps(ep, t)])]
-        return cam.project(pts)
-
-    def _in_image(self, ep: Episode, t: int) -> np.ndarray:
-        cam = ep.cameras[self.camera].camera(t)
-        return cam.in_image(self._pixels(ep, t))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -84,10 +79,7 @@ class WindowDataset(Dataset):
         ep = self.episodes[e]
         track = ep.cameras[self.camera]
         steps = self._steps(ep, t)
-        pix = self._pixels(ep, t)
-        H, W = track.images.shape[1:3]
-        if self.out_of_image == "clip":
-            pix = np.clip(pix, 0, [W - 1e-3, H - 1e-3])
+        pix = self._pix[i]
         frames = np.minimum(t + self.clip_stride * np.arange(self.clip_frames), len(ep) - 1)
         images, K = track.images[frames], track.K[t].copy()       # (T, H, W, 3); frame 0 is t
         if self.shift_px:

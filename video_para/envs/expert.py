@@ -30,20 +30,22 @@ def run_expert(env: TabletopEnv, spec: dict, seed: int, index: int = 0, max_step
     rng = np.random.default_rng(seed)
     obs = env.reset(spec, seed)
     frames, ee, grip, actions, Ks, Ts = [], [], [], [], [], []
+
+    def record(obs, action):
+        cam = obs.cameras["front"]
+        frames.append(obs.images["front"]); ee.append(obs.ee_pos); grip.append(obs.gripper)  # noqa: E702
+        Ks.append(cam.K); Ts.append(cam.world_from_cam); actions.append(action)  # noqa: E702
+
     for target, g in expert_waypoints(env, rng):
         while True:
             delta = target - obs.ee_pos
             dist = np.linalg.norm(delta)
             step = obs.ee_pos + (delta if dist <= max_step else delta * max_step / dist)
-            cam = obs.cameras["front"]
-            frames.append(obs.images["front"]); ee.append(obs.ee_pos); grip.append(obs.gripper)
-            Ks.append(cam.K); Ts.append(cam.world_from_cam); actions.append([*step, g])
+            record(obs, [*step, g])
             obs = env.step(step, g)
             if dist <= max_step and obs.gripper == g:
                 break
-    cam = obs.cameras["front"]                         # final frame: hold position
-    frames.append(obs.images["front"]); ee.append(obs.ee_pos); grip.append(obs.gripper)
-    Ks.append(cam.K); Ts.append(cam.world_from_cam); actions.append([*obs.ee_pos, obs.gripper])
+    record(obs, [*obs.ee_pos, obs.gripper])            # final frame: hold position
     T = len(frames)
     episode = Episode(index=index, task=env.task, fps=fps, timestamps=np.arange(T) / fps,
                       ee_pos=np.array(ee), gripper=np.array(grip, dtype=np.float64),

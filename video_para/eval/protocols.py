@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CONFIG_ROOT, from_dict, load_config
+from ..config import CONFIG_ROOT, load_config
 
 SELECTIONS = ("all", "left", "right", "corners", "dense")
 
@@ -103,12 +103,3 @@ def _distractors(p: ProtocolConfig, bowl_xy, rng) -> list[list[float]]:
         if np.hypot(xy[0] - bowl_xy[0], xy[1] - bowl_xy[1]) > 0.1 and all(np.hypot(xy[0] - o[0], xy[1] - o[1]) > 0.07 for o in out):
             out.append([float(v) for v in xy])
     return out
-
-
-def protocol_dict(p: ProtocolConfig) -> dict:
-    from ..config import to_dict
-    return to_dict(p)
-
-
-def protocol_from_dict(d: dict) -> ProtocolConfig:
-    return from_dict(ProtocolConfig, d)

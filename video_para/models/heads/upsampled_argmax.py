@@ -10,8 +10,17 @@ index, like torch.argmax on the upsampled map.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
+
+
+@lru_cache(maxsize=32)
+def _tables(n_out: int, n_in: int, device: torch.device):
+    """(i0, i1, w1, members) for one axis: fixed per shape, so built once, not on every decode."""
+    i0, i1, w1 = _axis(n_out, n_in, device)
+    return i0, i1, w1, _members(i0, i1, n_in)
 
 
 def _axis(n_out: int, n_in: int, device):
@@ -41,11 +50,11 @@ def upsampled_argmax(logits: torch.Tensor, out_size, k: int = 4) -> tuple[torch.
     if k < 1:
         idx = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False).flatten(2).argmax(-1)
         return idx // Wo, idx % Wo
-    y0, y1, wy = _axis(Ho, h, logits.device)
-    x0, x1, wx = _axis(Wo, w, logits.device)
+    y0, y1, wy, row_members = _tables(Ho, h, logits.device)
+    x0, x1, wx, col_members = _tables(Wo, w, logits.device)
     top = logits.flatten(2).topk(k + 1, dim=-1)
-    rows = _members(y0, y1, h)[top.indices[..., :k] // w]      # (B,N,k,mr)
-    cols = _members(x0, x1, w)[top.indices[..., :k] % w]       # (B,N,k,mc)
+    rows = row_members[top.indices[..., :k] // w]              # (B,N,k,mr)
+    cols = col_members[top.indices[..., :k] % w]               # (B,N,k,mc)
     r, c = rows[..., :, None], cols[..., None, :]
     valid = (r >= 0) & (c >= 0)
     r, c = r.clamp(min=0), c.clamp(min=0)
