@@ -6,6 +6,7 @@
     obs = env.step(target_xyz, gripper)       # teleport servo: the EE reaches the world target
                                               #   before the next observation; gripper in [0, 1]
     env.success() -> bool
+    env.expert_waypoints(rng)                 # the scripted expert's plan for the current scene
     env.close()
 
 An Observation carries images *and* their calibration, so a policy never needs to know which env
@@ -42,6 +43,12 @@ class Observation:
 class Env(ABC):
     camera_names: list[str]
     task: str
+    fps: float = 10.0                          # recording rate of expert demos
+
+    def expert_waypoints(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+        """(world EE target, gripper) waypoints that solve the task from the current scene; the expert
+        (envs/expert.py) walks them at a bounded speed, so every env gets demos from the same recorder."""
+        raise NotImplementedError(f"{type(self).__name__} has no scripted expert")
 
     @abstractmethod
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation: ...
