@@ -1,3 +1,4 @@
+import imageio.v2 as imageio
 import numpy as np
 
 from video_para.envs import ENVS
@@ -37,6 +38,8 @@ def test_oracle_rollout_succeeds_and_writes_videos(tmp_path):
     assert res.successes == 2 and res.rate == 1.0
     assert all(e.error < 0.05 for e in res.episodes)
     assert (tmp_path / "episode_000.mp4").stat().st_size > 1000 and not (tmp_path / "episode_001.mp4").exists()
+    png = imageio.imread(res.episodes[0].overlay)
+    assert png.shape == (192, 192, 3) and (png == [255, 255, 0]).all(-1).any()   # 3x upscaled, next-step dot
 
 
 def test_failed_prediction_is_a_recorded_failure_not_a_crash():
@@ -61,8 +64,13 @@ def test_protocol_round_trip_and_splits():
     assert all(s["theta"] > v.train_theta_max for s in specs(v, "test"))
     c = load_protocol("corners32")
     assert len(specs(c, "train")) == 32 and len(specs(load_protocol("dense64"), "train")) == 64
-    d = specs(load_protocol("distractors", ["rows=2", "cols=2"]), "test")
-    assert all(len(s["distractors"]) == 3 for s in d)
+    d = load_protocol("distractors", ["rows=2", "cols=2"])
+    assert all(len(s["distractors"]) == 3 for s in specs(d, "test"))
+    assert all("distractors" not in s for s in specs(d, "train"))            # clean training scenes
+    cluttered = specs(load_protocol("distractors", ["rows=2", "cols=2", "train_distractors=2"]), "train")
+    for s in cluttered:
+        xy = np.array(s["distractors"])
+        assert len(xy) == 2 and np.linalg.norm(xy - s["bowl_xy"], axis=1).min() > 0.1
 
 
 def test_report_files(tmp_path):

@@ -53,4 +53,4 @@ def main(argv: list[str] | None = None) -> None:
     elif a.split == "test":
         written.append(plot_success_vs_distance({head: res}, train, out / "success_vs_distance.png"))
     print(md.read_text())
-    print("written:\n  " + "\n  ".join(map(str, written + [e.video for e in res.episodes if e.video])))
+    print("written:\n  " + "\n  ".join(map(str, written + [f for e in res.episodes for f in (e.video, e.overlay) if f])))

@@ -8,7 +8,7 @@ generated from grid selections, never listed by hand:
     `dense`: every other cell, the paper's N=64);
   * viewpoints: (theta, phi) offsets of the camera; theta_values x phi_values, selected by
     `theta_max` for training (the rest test);
-  * distractors: number of clutter objects at test time.
+  * distractors: number of clutter objects in training and in test scenes.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class ProtocolConfig:
     phis: list[float] = field(default_factory=lambda: [0.0])
     train_theta_max: float = 90.0       # viewpoints with theta <= this train, the rest test
     demos_per_cell: int = 1
+    train_distractors: int = 0          # clutter objects per scene (paper: clean train, cluttered test)
     test_distractors: int = 0
     paper: dict = field(default_factory=dict)   # the paper's numbers for the report, e.g. {para: 54}
 
@@ -89,16 +90,17 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
         for r, c in cells:
             for k in range(p.demos_per_cell if split == "train" else 1):
                 spec = {"bowl_xy": cell_xy(p, r, c), "cell": [r, c], "theta": theta, "phi": phi}
-                if split == "test" and p.test_distractors:
-                    spec["distractors"] = _distractors(p, spec["bowl_xy"], rng)
+                n_clutter = p.train_distractors if split == "train" else p.test_distractors
+                if n_clutter:
+                    spec["distractors"] = _distractors(n_clutter, p, spec["bowl_xy"], rng)
                 out.append(spec)
     return out
 
 
-def _distractors(p: ProtocolConfig, bowl_xy, rng) -> list[list[float]]:
-    """Clutter placed on the grid area, away from the bowl."""
+def _distractors(n: int, p: ProtocolConfig, bowl_xy, rng) -> list[list[float]]:
+    """n clutter objects placed on the grid area, away from the bowl and from each other."""
     out = []
-    while len(out) < p.test_distractors:
+    while len(out) < n:
         xy = [rng.uniform(*sorted(p.x_range)), rng.uniform(*sorted(p.y_range))]
         if np.hypot(xy[0] - bowl_xy[0], xy[1] - bowl_xy[1]) > 0.1 and all(np.hypot(xy[0] - o[0], xy[1] - o[1]) > 0.07 for o in out):
             out.append([float(v) for v in xy])

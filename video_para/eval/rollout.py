@@ -25,6 +25,7 @@ class EpisodeResult:
     error: float = float("nan")          # final bowl-to-plate distance (m), when the env reports it
     failure: str = ""                    # why a prediction could not be executed
     video: str = ""
+    overlay: str = ""                    # PNG of the first prediction's heatmaps and targets
 
 
 @dataclass
@@ -70,6 +71,8 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_step
             video_dir.mkdir(parents=True, exist_ok=True)
             ep.video = str(video_dir / f"episode_{i:03d}.mp4")
             imageio.mimwrite(ep.video, frames, fps=8, macro_block_size=1)
+            ep.overlay = str(video_dir / f"episode_{i:03d}.png")
+            imageio.imwrite(ep.overlay, frames[0])
         result.episodes.append(ep)
         bar.set_postfix(success=f"{result.successes}/{i + 1}")
     return result
