@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install quickstart test test-fast bench clean
+.PHONY: install quickstart reproduce test test-fast bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 quickstart: $(STAMP)
 	$(PY) -m video_para.quickstart
+
+# every experiment of the paper in miniature (configs/suite/reproduce.yaml); finished runs are reused
+reproduce: $(STAMP)
+	$(PY) -m video_para.suite reproduce
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -28,20 +28,24 @@ def overlay(image: np.ndarray, pixels: np.ndarray | None, heatmaps: np.ndarray |
 
 
 def success_table(rows: list[dict], out_dir: Path, name: str = "results") -> tuple[Path, Path]:
-    """rows: {method, protocol, successes, episodes, paper (optional %)} -> results.md / results.csv."""
+    """rows: {method, protocol, successes, episodes, paper (optional %), seed_rates (optional, one
+    success rate per seed: the table then shows their standard deviation)} -> results.md / results.csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = ["| protocol | method | success | paper |", "|---|---|---|---|"]
     for r in rows:
         pct = 100 * r["successes"] / max(1, r["episodes"])
-        paper = f"{r['paper']}%" if r.get("paper") is not None else "—"
-        md.append(f"| {r['protocol']} | {r['method']} | {pct:.0f}% ({r['successes']}/{r['episodes']}) | {paper} |")
+        spread = r.get("seed_rates") or []
+        std = f" ± {100 * np.std(spread):.0f} over {len(spread)} seeds" if len(spread) > 1 else ""
+        paper = f"{r['paper']:g}%" if r.get("paper") is not None else "—"
+        md.append(f"| {r['protocol']} | {r['method']} | {pct:.0f}%{std} ({r['successes']}/{r['episodes']}) | {paper} |")
     (out_dir / f"{name}.md").write_text("\n".join(md) + "\n")
     with open(out_dir / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["protocol", "method", "successes", "episodes", "success_rate", "paper"])
+        w = csv.DictWriter(f, fieldnames=["protocol", "method", "successes", "episodes", "success_rate", "seed_rates", "paper"])
         w.writeheader()
         for r in rows:
             w.writerow({**{k: r.get(k) for k in ("protocol", "method", "successes", "episodes", "paper")},
-                        "success_rate": r["successes"] / max(1, r["episodes"])})
+                        "success_rate": r["successes"] / max(1, r["episodes"]),
+                        "seed_rates": " ".join(f"{x:.4f}" for x in r.get("seed_rates") or [])})
     return out_dir / f"{name}.md", out_dir / f"{name}.csv"
 
 

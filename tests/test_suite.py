@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from video_para import suite
+
+SMALL = ["train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "policy.image_height=64", "policy.image_width=64",
+         "env.image_height=64", "env.image_width=64", "eval.max_steps=6", "eval.videos=1"]
+
+
+def write_suite(tmp_path, seeds="[0]"):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"""
+name: small
+seeds: {seeds}
+output_dir: {tmp_path / 'out'}
+comparisons:
+  - name: lr
+    protocol: left_right
+    protocol_overrides: ["rows=2", "cols=4"]
+    episodes: 3
+    methods:
+      - {{name: PARA, experiment: tiny_para}}
+      - {{name: global MLP, experiment: tiny_global_mlp}}
+""")
+    return path
+
+
+def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
+    path = write_suite(tmp_path, "[0, 1]")
+    results = suite.main([str(path), *SMALL])
+    out = tmp_path / "out"
+    assert [(r["method"], r["seed"]) for r in results] == [("PARA", 0), ("global MLP", 0), ("PARA", 1), ("global MLP", 1)]
+    assert all(r["episodes"] == 3 and 0 <= r["offline_test"]["gripper_agreement"] <= 1 for r in results)
+    md = (out / "results.md").read_text()
+    assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
+    assert (out / "lr.png").stat().st_size > 0 and (out / "offline.md").exists()
+    assert (out / "lr" / "tiny_para" / "seed1" / "videos" / "episode_000.png").exists()
+    # a second call reuses finished runs instead of training again
+    monkeypatch.setattr(suite, "finetune", lambda *a, **k: pytest.fail("retrained a finished run"))
+    again = suite.main([str(path), *SMALL])
+    assert [r["successes"] for r in again] == [r["successes"] for r in results]
+    assert json.loads((out / "lr" / "tiny_para" / "seed0" / "result.json").read_text())["seed"] == 0
+
+
+def test_subsample_spreads_over_the_split():
+    assert suite.subsample(list(range(10)), 3) == [0, 4, 9] and suite.subsample(list(range(9)), 5) == [0, 2, 4, 6, 8]
+    assert suite.subsample([1, 2], 0) == [1, 2]

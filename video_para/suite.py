@@ -1,0 +1,202 @@
+"""Experiment suites: methods x OOD protocols x seeds, trained, rolled out and reported in one go.
+
+    python -m video_para.suite quickstart [key=value ...]    # configs/suite/quickstart.yaml
+    python -m video_para.suite reproduce  [key=value ...]    # every experiment of the paper, in miniature
+
+A suite (configs/suite/<name>.yaml) lists comparisons; each names a protocol (its train split gives
+the demos, its test split the rollouts) and methods, each method an experiment config under
+configs/experiment/ plus overrides, optionally initialised from a pretraining experiment run first.
+`key=value` arguments are applied to every experiment (e.g. `train.steps=300`); suite fields are
+set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`). Finished runs are reused (their
+result.json), so an interrupted suite continues where it stopped. Writes <output_dir>/results.md|csv
+(success with per-seed spread beside the paper's number, and offline errors on held-out demos),
+the paper's plots per comparison, and each run's policy, metrics, videos and overlays.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import CONFIG_ROOT, load_config, to_yaml
+from .data.sources import build_dataset
+from .data.windows import WindowDataset
+from .envs import ENVS
+from .envs.expert import generate_demos
+from .eval.offline import offline_metrics
+from .eval.protocols import load_protocol, specs
+from .eval.report import plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
+from .eval.rollout import EpisodeResult, RolloutResult, rollout
+from .training.cli import finetune
+from .training.config import ExperimentConfig
+
+
+@dataclass
+class MethodSpec:
+    name: str = ""                      # table label, e.g. "PARA"
+    experiment: str = ""                # configs/experiment/<experiment>.yaml
+    overrides: list[str] = field(default_factory=list)
+    pretrain: str = ""                  # experiment run first; its policy initialises this one (train.init_from)
+    paper: float | None = None          # the paper's success % (else the protocol's `paper` entry for the head)
+
+
+@dataclass
+class ComparisonConfig:
+    name: str = ""
+    protocol: str = "left_right"
+    protocol_overrides: list[str] = field(default_factory=list)
+    episodes: int = 0                   # test episodes, evenly subsampled from the split (0: all)
+    methods: list[MethodSpec] = field(default_factory=list)
+
+
+@dataclass
+class SuiteConfig:
+    name: str = "quickstart"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    output_dir: str = "outputs/quickstart"
+    comparisons: list[ComparisonConfig] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.seeds or not self.comparisons:
+            raise ValueError(f"suite '{self.name}': needs at least one seed and one comparison")
+        for c in self.comparisons:
+            if not c.methods:
+                raise ValueError(f"suite '{self.name}', comparison '{c.name}': no methods")
+
+
+def experiment_config(method: MethodSpec, comp: ComparisonConfig, seed: int, out: Path, common: list[str]) -> ExperimentConfig:
+    args = [f"experiment={method.experiment}", f"data.protocol={comp.protocol}",
+            f"data.protocol_overrides={json.dumps(comp.protocol_overrides)}", *method.overrides, *common,
+            f"seed={seed}", f"output_dir={out}"]
+    return load_config(ExperimentConfig, args)
+
+
+def subsample(items: list, n: int) -> list:
+    """n items spread evenly over the list (every cell and viewpoint represented), all when n is 0."""
+    if not n or n >= len(items):
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+class Runner:
+    """Runs the comparisons of one suite, sharing demos between methods that use the same data."""
+
+    def __init__(self, suite: SuiteConfig, common: list[str]):
+        self.suite, self.common, self.out = suite, common, Path(suite.output_dir)
+        self._data_key, self._data, self._shown = None, None, False
+
+    def dataset(self, cfg: ExperimentConfig):
+        key = (to_yaml(cfg.data), to_yaml(cfg.env), cfg.policy.n_window, cfg.seed)
+        if key != self._data_key:
+            self._data = None                          # free the previous demos first
+            self._data = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed)
+            self._data_key = key
+        return self._data
+
+    def pretrained(self, experiment: str, seed: int) -> Path:
+        out = self.out / "pretrain" / experiment / f"seed{seed}"
+        if not (out / "policy" / "model.safetensors").exists():
+            cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"seed={seed}", f"output_dir={out}"])
+            print(f"[suite] pretraining {experiment} (seed {seed}) -> {out}")
+            finetune(cfg, dataset=self.dataset(cfg))
+        return out / "policy"
+
+    def run(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict:
+        out = self.out / comp.name / method.experiment / f"seed{seed}"
+        if (out / "result.json").exists():
+            return json.loads((out / "result.json").read_text())
+        overrides = [f"train.init_from={self.pretrained(method.pretrain, seed)}"] if method.pretrain else []
+        cfg = experiment_config(method, comp, seed, out, self.common + overrides)
+        protocol = load_protocol(cfg.data.protocol, cfg.data.protocol_overrides)
+        test = subsample(specs(protocol, "test"), comp.episodes)
+        if not self._shown:
+            print(f"[suite] resolved config of the first run (every run writes its own config.yaml):\n{to_yaml(cfg)}")
+            self._shown = True
+        t0 = time.time()
+        policy = finetune(cfg, dataset=self.dataset(cfg))
+        env = ENVS.build(cfg.env)
+        try:
+            res = rollout(policy, env, test, cfg.eval.replan_every, cfg.eval.max_steps, seed=seed,
+                          video_dir=out / "videos", n_videos=cfg.eval.videos, desc=f"eval {comp.name}/{method.name}")
+            held_out = WindowDataset(generate_demos(env, test, seed=seed + 7919, progress=False), cfg.policy.n_window)
+        finally:
+            env.close()
+        result = {"comparison": comp.name, "method": method.name, "experiment": method.experiment, "seed": seed,
+                  "successes": res.successes, "episodes": len(test), "paper": self.paper(method, protocol, cfg),
+                  "offline_test": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
+                  "rollouts": [asdict(e) for e in res.episodes]}
+        (out / "result.json").write_text(json.dumps(result, indent=1, default=lambda o: o.item()))  # numpy scalars
+        print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(test)}")
+        return result
+
+    @staticmethod
+    def paper(method: MethodSpec, protocol, cfg: ExperimentConfig):
+        return method.paper if method.paper is not None else protocol.paper.get(cfg.policy.head.type)
+
+
+def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
+    """Combined table (seeds pooled, spread across seeds), offline errors, and the paper's plots."""
+    rows, written = [], []
+    offline = ["| comparison | method | test pixel error (px) | test height error (cm) | test gripper agreement |",
+               "|---|---|---|---|---|"]
+    for comp in suite.comparisons:
+        per_method: dict[str, RolloutResult] = {}
+        for m in comp.methods:
+            runs = [r for r in results if r["comparison"] == comp.name and r["method"] == m.name]
+            if not runs:
+                continue
+            rows.append({"protocol": comp.name, "method": m.name, "successes": sum(r["successes"] for r in runs),
+                         "episodes": sum(r["episodes"] for r in runs), "paper": runs[0]["paper"],
+                         "seed_rates": [r["successes"] / max(1, r["episodes"]) for r in runs]})
+            off = {k: np.mean([r["offline_test"][k] for r in runs]) for k in runs[0]["offline_test"]}
+            offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
+                           f"| {off['gripper_agreement']:.2f} |")
+            per_method[m.name] = RolloutResult([EpisodeResult(**e) for e in runs[0]["rollouts"]])
+        if per_method:
+            protocol = load_protocol(comp.protocol, comp.protocol_overrides)
+            train = specs(protocol, "train")
+            plot = plot_viewpoints if len(protocol.thetas) > 1 else plot_success_vs_distance
+            written.append(plot(per_method, train, out / f"{comp.name}.png"))
+            metrics = {m.name: out / comp.name / m.experiment / f"seed{suite.seeds[0]}" / "metrics.csv"
+                       for m in comp.methods if m.name in per_method}
+            written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
+    md, csv_path = success_table(rows, out)
+    (out / "offline.md").write_text("\n".join(offline) + "\n")
+    return [md, csv_path, out / "offline.md", *written]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or "=" in argv[0]:
+        sys.exit("usage: python -m video_para.suite NAME [suite.field=value ...] [experiment key=value ...]")
+    name, rest = argv[0], argv[1:]
+    suite_args = [a.removeprefix("suite.") for a in rest if a.startswith("suite.")]
+    common = [a for a in rest if not a.startswith("suite.")]
+    for a in common:
+        if a.split("=", 1)[0] in ("seed", "output_dir"):
+            sys.exit(f"'{a}': the suite sets seeds and output folders itself; use suite.seeds=[...] / suite.output_dir=...")
+    path = Path(name) if name.endswith(".yaml") else CONFIG_ROOT / "suite" / f"{name}.yaml"
+    suite = load_config(SuiteConfig, [f"config={path}", *suite_args])
+    t0, out = time.time(), Path(suite.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.yaml").write_text(to_yaml(suite))
+    print(f"[suite] {suite.name}: seeds {suite.seeds}, output {out}, overrides {common}")
+    runner, results = Runner(suite, common), []
+    for comp in suite.comparisons:
+        for seed in suite.seeds:
+            for method in comp.methods:
+                results.append(runner.run(comp, method, seed))
+                print(f"[suite] {time.time() - t0:.0f} s so far")
+    written = report(suite, results, out)
+    print("\n" + (out / "results.md").read_text() + "\n" + (out / "offline.md").read_text())
+    print("written:\n  " + "\n  ".join(map(str, written)))
+    print(f"[suite] {suite.name} done in {time.time() - t0:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
