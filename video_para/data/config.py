@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .overlay import ORANGE
+
 SOURCES = ("sim", "lerobot")
 
 
@@ -19,9 +21,15 @@ class DataConfig:
     shift_px: int = 0                   # random translation augmentation (image and K together)
     clip_frames: int = 1                # > 1: add a video clip for diffusion backbones (frame 0 = now)
     clip_stride: int = 1
+    overlay: bool = False               # point-track frames: robot masked out, a dot at the EE (data/overlay.py)
+    overlay_radius_px: float = 4.0
+    overlay_color: list[int] = field(default_factory=lambda: list(ORANGE))
 
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got '{self.source}'")
         if self.source == "lerobot" and not self.root:
             raise ValueError("data.source=lerobot needs data.root (a LeRobot v3 dataset directory)")
+        if self.overlay and (self.overlay_radius_px <= 0 or len(self.overlay_color) != 3
+                             or not all(0 <= c <= 255 for c in self.overlay_color)):
+            raise ValueError("data.overlay needs overlay_radius_px > 0 and overlay_color = [R, G, B] in 0..255")

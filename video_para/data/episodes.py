@@ -22,6 +22,7 @@ class CameraTrack:
     images: np.ndarray            # (T, H, W, 3) uint8
     K: np.ndarray                 # (T, 3, 3)
     world_from_cam: np.ndarray    # (T, 4, 4)
+    masks: np.ndarray | None = None   # (T, H, W) bool robot pixels (sim envs; point-track overlay)
 
     def camera(self, t: int) -> Camera:
         return Camera(self.K[t], self.world_from_cam[t], self.images.shape[2], self.images.shape[1])
@@ -72,6 +73,9 @@ class Episode:
             imgs = np.asarray(cam.images)
             if imgs.ndim != 4 or imgs.shape[0] != T or imgs.shape[-1] != 3 or imgs.dtype != np.uint8:
                 raise self._err(f"camera '{key}' images are {imgs.shape} {imgs.dtype}, expected ({T}, H, W, 3) uint8")
+            masks = None if cam.masks is None else np.asarray(cam.masks)
+            if masks is not None and (masks.shape != imgs.shape[:3] or masks.dtype != bool):
+                raise self._err(f"camera '{key}' masks are {masks.shape} {masks.dtype}, expected {imgs.shape[:3]} bool")
             if np.asarray(cam.K).shape != (T, 3, 3) or np.asarray(cam.world_from_cam).shape != (T, 4, 4):
                 raise self._err(f"camera '{key}' calibration must be per frame: K ({T},3,3), world_from_cam ({T},4,4)")
             for t in range(T):

@@ -1,8 +1,14 @@
 """Build the training dataset a DataConfig describes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 from ..envs import ENVS, EnvConfig
 from .config import DataConfig
+from .episodes import Episode
+from .overlay import point_track_frames
 from .windows import WindowDataset
 
 
@@ -26,6 +32,22 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
     return _windows(cfg, episodes, n_window)
 
 
+def with_point_track(ep: Episode, radius_px: float, color) -> Episode:
+    """The episode with every camera's frames replaced by point-track frames (robot removed, a dot at
+    the EE projected with that frame's calibration); needs the per-frame robot masks."""
+    cameras = {}
+    for name, track in ep.cameras.items():
+        if track.masks is None:
+            raise ValueError(f"data.overlay: no robot masks for episode {ep.index} (camera '{name}'); sim envs "
+                             "record them, a dataset must provide a mask video")
+        ee_px = np.stack([track.camera(t).project(ep.ee_pos[t]) for t in range(len(ep))])
+        images = point_track_frames(track.images, track.masks, ee_px, radius_px, tuple(color))
+        cameras[name] = replace(track, images=images)
+    return replace(ep, cameras=cameras)
+
+
 def _windows(cfg: DataConfig, episodes: list, n_window: int) -> WindowDataset:
+    if cfg.overlay:
+        episodes = [with_point_track(ep, cfg.overlay_radius_px, cfg.overlay_color) for ep in episodes]
     return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
                          shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride)

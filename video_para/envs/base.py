@@ -38,6 +38,8 @@ class Observation:
     ee_pos: np.ndarray                # (3,) world end-effector position
     gripper: float                    # state in [0, 1] (0 open, 1 closed)
     support_z: float                  # support-surface height in the world frame
+    masks: dict[str, np.ndarray] | None = None   # camera name -> (H, W) bool robot pixels, when the env
+                                                 # can tell (point-track pretraining removes the robot)
 
 
 class Env(ABC):

@@ -18,13 +18,15 @@ def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float 
     rng = np.random.default_rng(seed)
     obs = env.reset(spec, seed)
     ee, grip, actions = [], [], []
-    frames, Ks, Ts = ({name: [] for name in env.camera_names} for _ in range(3))
+    frames, Ks, Ts, masks = ({name: [] for name in env.camera_names} for _ in range(4))
 
     def record(obs, action):
         ee.append(obs.ee_pos); grip.append(obs.gripper); actions.append(action)  # noqa: E702
         for name in env.camera_names:
             frames[name].append(obs.images[name]); Ks[name].append(obs.cameras[name].K)  # noqa: E702
             Ts[name].append(obs.cameras[name].world_from_cam)
+            if obs.masks is not None and name in obs.masks:     # robot masks, when the env renders them
+                masks[name].append(obs.masks[name])
 
     for target, g in env.expert_waypoints(rng):
         while True:
@@ -40,7 +42,8 @@ def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float 
     episode = Episode(index=index, task=env.task, fps=env.fps, timestamps=np.arange(T) / env.fps,
                       ee_pos=np.array(ee), gripper=np.array(grip, dtype=np.float64),
                       action=np.array(actions, dtype=np.float64), support_z=obs.support_z,
-                      cameras={n: CameraTrack(np.stack(frames[n]), np.stack(Ks[n]), np.stack(Ts[n]))
+                      cameras={n: CameraTrack(np.stack(frames[n]), np.stack(Ks[n]), np.stack(Ts[n]),
+                                              np.stack(masks[n]) if masks[n] else None)
                                for n in env.camera_names},
                       meta={"spec": {k: (np.asarray(v).tolist()) for k, v in spec.items()}, "seed": seed})
     return episode.validate(), env.success()

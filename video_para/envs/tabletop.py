@@ -142,9 +142,9 @@ class TabletopEnv(Env):
         return image, tags == ROBOT_TAG
 
     def observe(self) -> Observation:
-        image, _ = self.render()
+        image, robot = self.render()
         return Observation({"front": image}, {"front": self.camera}, self.ee.copy(), self.gripper,
-                           self.cfg.support_z)
+                           self.cfg.support_z, masks={"front": robot})
 
 
 @ENVS.register("tabletop", TabletopConfig)

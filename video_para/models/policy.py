@@ -65,10 +65,14 @@ class Policy(nn.Module):
         self.head = HEADS.build(config.head, self.backbone.out_channels, config.n_window, config.image_size, stats)
 
     # -- training -----------------------------------------------------------------------
-    def compute_loss(self, batch: dict) -> dict:
-        """Named loss terms and their total 'loss' (head loss + aux_loss_weight * backbone aux loss)."""
+    def compute_loss(self, batch: dict, heatmap_only: bool = False) -> dict:
+        """Named loss terms and their total 'loss' (head loss + aux_loss_weight * backbone aux loss).
+        `heatmap_only`: point-track pretraining, whose dot carries a 2D track only (no height or
+        gripper labels an embodiment-agnostic video could provide)."""
         out = self.backbone(batch["image"], batch["start_pixel"], clip=batch.get("clip"))
         terms = self.head.loss(self.head(out.features), batch)
+        if heatmap_only:
+            terms = {"heatmap": terms["heatmap"], "loss": terms["heatmap"]}
         if out.aux_loss is not None:
             terms["aux"] = out.aux_loss
             terms["loss"] = terms["loss"] + self.config.aux_loss_weight * out.aux_loss
@@ -84,7 +88,22 @@ class Policy(nn.Module):
         return {"diffusion": loss, "loss": loss}
 
     def forward(self, batch: dict, stage: str = "finetune") -> dict:  # one entry point, so DDP wrappers sync
-        return self.diffusion_loss(batch) if stage == "diffusion" else self.compute_loss(batch)
+        """stage: finetune (head + lambda * aux) | diffusion (SVD stage 1) | pointtrack (heatmap + lambda * aux)."""
+        if stage == "diffusion":
+            return self.diffusion_loss(batch)
+        return self.compute_loss(batch, heatmap_only=stage == "pointtrack")
+
+    def freeze_unused(self, stage: str) -> None:
+        """Stop gradients to what `stage`'s loss never reaches — the head in diffusion pretraining, the
+        height/gripper bins in point-track pretraining — so those get no optimizer state and DDP
+        finds no unused parameters (they keep their initial values)."""
+        if stage == "diffusion":
+            self.head.requires_grad_(False)
+        elif stage == "pointtrack":
+            if self.config.head.type != "para":
+                raise ValueError(f"stage 'pointtrack' trains a heatmap: it needs head 'para', not '{self.config.head.type}'")
+            self.head.height.requires_grad_(False)
+            self.head.gripper.requires_grad_(False)
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()
@@ -123,14 +142,13 @@ class Policy(nn.Module):
     # -- optimisation -------------------------------------------------------------------
     def param_groups(self, lr_backbone: float, lr_head: float, wd_backbone: float = 0.0,
                      wd_head: float = 0.0) -> list[dict]:
-        """AdamW groups with separate backbone/head learning rates; a frozen backbone contributes
+        """AdamW groups with separate backbone/head learning rates; a frozen part contributes
         nothing (no optimizer state)."""
-        groups = [{"name": "head", "params": [p for p in self.head.parameters() if p.requires_grad],
+        groups = [{"name": "backbone", "params": [p for p in self.backbone.parameters() if p.requires_grad],
+                   "lr": lr_backbone, "weight_decay": wd_backbone},
+                  {"name": "head", "params": [p for p in self.head.parameters() if p.requires_grad],
                    "lr": lr_head, "weight_decay": wd_head}]
-        bb = [p for p in self.backbone.parameters() if p.requires_grad]
-        if bb:
-            groups.insert(0, {"name": "backbone", "params": bb, "lr": lr_backbone, "weight_decay": wd_backbone})
-        return groups
+        return [g for g in groups if g["params"]]
 
     # -- persistence --------------------------------------------------------------------
     def save_pretrained(self, directory) -> Path:

@@ -1,8 +1,9 @@
 """Training checkpoints for exact resume, LeRobot-style and written atomically:
 
-    <output_dir>/checkpoints/<step>/pretrained_model/   Policy.save_pretrained (config.json, safetensors)
+    <output_dir>/checkpoints/<step>/pretrained_model/   Policy.save_pretrained (config.json, safetensors;
+                                                        the EMA weights when EMA is on)
     <output_dir>/checkpoints/<step>/training_state/     accelerator.save_state: model, optimizer,
-                                                        scheduler, RNG states
+                                                        scheduler, RNG states, EMA (custom_checkpoint_0)
     <output_dir>/checkpoints/<step>/trainer_state.json  step, epoch, batches consumed in that epoch
     <output_dir>/checkpoints/last                       name of the newest complete checkpoint
 
@@ -16,6 +17,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass
@@ -25,7 +27,8 @@ class TrainerState:
     batches_in_epoch: int = 0
 
 
-def save_checkpoint(accelerator, policy, out: Path, state: TrainerState) -> Path:
+def save_checkpoint(accelerator, export: Callable[[Path], None], out: Path, state: TrainerState) -> Path:
+    """`export(directory)` writes the policy as it would be released (main process only)."""
     root = Path(out) / "checkpoints"
     final, tmp = root / f"{state.step:07d}", root / f".tmp-{state.step:07d}"
     if accelerator.is_main_process:
@@ -34,7 +37,7 @@ def save_checkpoint(accelerator, policy, out: Path, state: TrainerState) -> Path
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp / "training_state"))      # every rank writes its RNG state
     if accelerator.is_main_process:
-        policy.save_pretrained(tmp / "pretrained_model")
+        export(tmp / "pretrained_model")
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state)))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

@@ -1,28 +1,68 @@
 """`python finetune.py key=value ...` (also under `accelerate launch`)."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from accelerate.utils import set_seed
+from safetensors.torch import load_file
 
-from ..config import load_config
+from ..config import load_config, to_dict
 from ..data.sources import build_dataset
 from ..models.policy import Policy
-from .config import ExperimentConfig
-from .trainer import train, write_run_info
+from .config import STAGES, ExperimentConfig
+from .trainer import EVAL_KEY, train, write_run_info
 
 
-def init_backbone(policy: Policy, directory: Path) -> None:
-    """Start from the backbone of a saved policy (e.g. stage-1 diffusion pretraining); the head,
-    whose bins depend on this run's data statistics, starts fresh."""
-    source = Policy.from_pretrained(directory)
-    if source.config.backbone != policy.config.backbone:
-        raise ValueError(f"train.init_from={directory}: its backbone config {source.config.backbone} differs from "
-                         f"this run's {policy.config.backbone}")
-    policy.backbone.load_state_dict(source.backbone.state_dict())
-    print(f"[init] backbone weights from {directory}")
+# parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
+# trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
+# ranges come from this run's data) and point-track pretraining never trains them, so they start fresh.
+PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
+
+
+def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
+    """Start `parts` of `policy` from a saved policy (stage 1: diffusion or point-track pretraining).
+    Reads the safetensors directly: the source is never built (no second load of a large backbone)."""
+    directory = Path(directory)
+    meta_path, weights = directory / "config.json", directory / "model.safetensors"
+    if not (meta_path.exists() and weights.exists()):
+        raise FileNotFoundError(f"train.init_from={directory} is not a saved policy (config.json, model.safetensors)")
+    source = json.loads(meta_path.read_text())["policy"]
+    ours = to_dict(policy.config)
+    for part, key in (("backbone", "backbone"), ("heatmap", "head")):
+        if part in parts and source[key] != ours[key]:
+            raise ValueError(f"train.init_from={directory}: its {key} config {source[key]} differs from this run's {ours[key]}")
+    prefixes = tuple(pre for part in parts for pre in PARTS[part])
+    state = {k: v for k, v in load_file(weights).items() if k.startswith(prefixes)}
+    expected = {k for k in policy.state_dict() if k.startswith(prefixes)}
+    if set(state) != expected:
+        raise ValueError(f"train.init_from={directory}: {parts} do not match this policy "
+                         f"(missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]})")
+    policy.load_state_dict(state, strict=False)
+    print(f"[init] {', '.join(parts)} weights from {directory}")
+
+
+def periodic_eval(cfg: ExperimentConfig) -> Callable[[Policy], dict] | None:
+    """Rollouts of the current policy on `eval.every_episodes` test scenes of the data's protocol, in
+    the experiment's env (built on first use: only the main process evaluates)."""
+    if not cfg.eval.every:
+        return None
+    from ..envs import ENVS
+    from ..eval.protocols import load_protocol, specs
+    from ..eval.rollout import rollout
+    scenes = specs(load_protocol(cfg.data.protocol, cfg.data.protocol_overrides), "test")
+    scenes = scenes[::max(1, len(scenes) // cfg.eval.every_episodes)][:cfg.eval.every_episodes]
+    env = None
+
+    def evaluate(policy: Policy) -> dict:
+        nonlocal env
+        env = env or ENVS.build(cfg.env)
+        res = rollout(policy, env, scenes, cfg.eval.replan_every, cfg.eval.max_steps, seed=cfg.seed, desc="eval")
+        return {EVAL_KEY: res.rate}
+    return evaluate
 
 
 def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Policy:
@@ -39,12 +79,16 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
     set_seed(cfg.seed)                  # the initial weights depend on the seed only, not on what ran before
     policy = Policy(cfg.policy, stats)
     if cfg.train.init_from:
-        init_backbone(policy, Path(cfg.train.init_from))
-    return train(policy, dataset, cfg.train, out, seed=cfg.seed, progress=progress)
+        init_from(policy, Path(cfg.train.init_from), cfg.train.init_parts)
+    return train(policy, dataset, cfg.train, out, seed=cfg.seed, progress=progress,
+                 evaluate=periodic_eval(cfg), every=cfg.eval.every)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, stages: tuple[str, ...] = STAGES, script: str = "finetune") -> None:
     cfg = load_config(ExperimentConfig, sys.argv[1:] if argv is None else argv)
-    print(f"[finetune] seed {cfg.seed}, output {cfg.output_dir}")
+    if cfg.train.stage not in stages:
+        raise SystemExit(f"{script}.py runs train.stage {' | '.join(stages)}; this experiment has "
+                         f"train.stage={cfg.train.stage}")
+    print(f"[{script}] stage {cfg.train.stage}, seed {cfg.seed}, output {cfg.output_dir}")
     finetune(cfg)
-    print(f"[finetune] policy saved to {Path(cfg.output_dir) / 'policy'}")
+    print(f"[{script}] policy saved to {Path(cfg.output_dir) / 'policy'}")

@@ -9,13 +9,18 @@ from ..envs.tabletop import TabletopConfig
 from ..models.policy import PolicyConfig
 
 
-STAGES = ("finetune", "diffusion")
+STAGES = ("finetune", "diffusion", "pointtrack")
+TRACKERS = ("csv", "tensorboard", "wandb")
+INIT_PARTS = ("backbone", "heatmap")
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "finetune"             # finetune: head loss + lambda * aux | diffusion: SVD stage 1 only
-    init_from: str = ""                 # a saved policy directory whose *backbone* weights start this run
+    stage: str = "finetune"             # finetune: head loss + lambda * aux | diffusion: SVD stage 1 only |
+                                        # pointtrack: heatmap loss (+ lambda * aux) on data.overlay frames
+    init_from: str = ""                 # a saved policy directory whose weights start this run ...
+    init_parts: list[str] = field(default_factory=lambda: ["backbone"])   # ... these parts of it:
+                                        # backbone | heatmap (PARA trunk + heatmap conv, statistics-free)
     steps: int = 1000
     batch_size: int = 32
     grad_accum: int = 1
@@ -30,6 +35,8 @@ class TrainConfig:
     log_every: int = 25
     save_every: int = 0                 # checkpoint every N steps (0: only the final policy)
     resume: bool = False                # continue from output_dir/checkpoints/last when it exists
+    ema_decay: float = 0.0              # > 0: EMA of the trained parameters (diffusers EMAModel), exported
+    log_with: list[str] = field(default_factory=lambda: ["csv"])   # + tensorboard | wandb (CSV always)
 
     def validate(self) -> None:
         if self.stage not in STAGES:
@@ -38,6 +45,11 @@ class TrainConfig:
             raise ValueError(f"train.mixed_precision must be no|fp16|bf16, got '{self.mixed_precision}'")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("train.steps, train.batch_size and train.grad_accum must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name, values, allowed in (("log_with", self.log_with, TRACKERS), ("init_parts", self.init_parts, INIT_PARTS)):
+            if set(values) - set(allowed):
+                raise ValueError(f"train.{name}: {sorted(set(values) - set(allowed))} not in {allowed}")
 
 
 @dataclass
@@ -46,6 +58,8 @@ class EvalConfig:
     replan_every: int = 4               # execute this many actions of each predicted chunk
     max_steps: int = 80
     videos: int = 4                     # episodes recorded as mp4 (first N)
+    every: int = 0                      # > 0: during training, every N steps roll out the current policy ...
+    every_episodes: int = 4             # ... on this many test scenes (spread over the split), main process
 
 
 @dataclass
@@ -64,6 +78,10 @@ class ExperimentConfig:
         self.train.validate()
         if self.train.stage == "diffusion" and (self.policy.backbone.type != "svd" or self.data.clip_frames < 2):
             raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
+        if self.train.stage == "pointtrack" and (self.policy.head.type != "para" or not self.data.overlay):
+            raise ValueError("train.stage=pointtrack needs policy.head.type=para and data.overlay=true")
+        if "heatmap" in self.train.init_parts and self.policy.head.type != "para":
+            raise ValueError("train.init_parts 'heatmap' needs policy.head.type=para")
         size = (getattr(self.env, "image_height", None), getattr(self.env, "image_width", None))
         if None not in size and (self.policy.image_height, self.policy.image_width) != size:
             raise ValueError(f"policy image size {self.policy.image_height}x{self.policy.image_width} does not "
