@@ -1,5 +1,5 @@
 """A real training process killed with SIGKILL between checkpoints, then resumed, ends with exactly
-the parameters of an uninterrupted run."""
+the parameters (EMA included) and the metrics log of an uninterrupted run."""
 import os
 import signal
 import subprocess
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["experiment=tiny_para", "env.image_height=32", "env.image_width=32", "policy.image_height=32",
         "policy.image_width=32", "data.protocol_overrides=[rows=2,cols=2]", "data.shift_px=2", "train.batch_size=8",
         "train.steps=40", "train.save_every=5", "train.log_every=5", "policy.head.hidden_channels=16",
-        "policy.backbone.channels=16"]
+        "policy.backbone.channels=16", "train.ema_decay=0.95"]     # the exported EMA must resume exactly too
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}   # same float reductions in every run
 
 
@@ -47,3 +47,5 @@ def test_sigkill_between_checkpoints_then_resume_is_exact(tmp_path):
     a = load_file(tmp_path / "full" / "policy" / "model.safetensors")
     b = load_file(tmp_path / "part" / "policy" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logged = (tmp_path / "part" / "metrics.csv").read_text()
+    assert logged == (tmp_path / "full" / "metrics.csv").read_text()     # each step once, same numbers
