@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install quickstart reproduce test test-fast bench clean
+.PHONY: install quickstart reproduce test test-fast test-compat bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# LeRobot v3 round trip both ways through lerobot 0.6.1 itself, in a throwaway Python 3.12 venv kept in
+# ~/.cache/video_para (first run installs it: ~2-3 min, ~5 GB with its CUDA torch). Not part of `make test`.
+test-compat: $(STAMP)
+	bash tools/compat/run.sh
 
 bench: $(STAMP)
 	$(PY) -m video_para.bench heads

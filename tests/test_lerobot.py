@@ -2,11 +2,13 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from video_para.data.episodes import CameraTrack, Episode, EpisodeError
 from video_para.data.lerobot import LeRobotSource, write_dataset
+from video_para.data.video import VideoError, VideoFrames
 from video_para.geometry import Camera
 
 H, W = 48, 64
@@ -61,6 +63,29 @@ def test_round_trip(dataset):
         assert err.mean() < 3 and np.percentile(err, 99) < 40                             # codec tolerance
 
 
+def test_schema_matches_lerobot(dataset):
+    """What LeRobot 0.6.1's reader insists on (found by `make test-compat`): shape-(1,) features are
+    scalar columns, tasks.parquet is a pandas frame indexed by the task string."""
+    eps, root = dataset
+    schema = pq.read_schema(root / "data/chunk-000/file-000.parquet")
+    assert str(schema.field("observation.gripper").type) == "float" and str(schema.field("support_z").type) == "double"
+    assert str(schema.field("observation.cameras.front.K").type) == "fixed_size_list<element: double>[9]"
+    tasks = pd.read_parquet(root / "meta/tasks.parquet")
+    assert list(tasks.index) == ["task 0", "task 1"] and tasks.loc["task 1", "task_index"] == 1
+
+
+@pytest.mark.parametrize("backend", ["pyav", "auto"])
+def test_lazy_episode_decodes_the_same_frames(dataset, backend):
+    eps, root = dataset
+    src = LeRobotSource(root, backend=backend)
+    for e in eps:
+        lazy, full = src.load_episode(e.index, lazy=True), src.load_episode(e.index)
+        frames = lazy.cameras["front"].images
+        assert isinstance(frames, VideoFrames) and frames.shape == full.cameras["front"].images.shape
+        np.testing.assert_array_equal(frames[[len(e) - 1, 0, 2]], full.cameras["front"].images[[len(e) - 1, 0, 2]])
+        np.testing.assert_array_equal(lazy.ee_pos, full.ee_pos)
+
+
 def test_truncated_video_names_file_and_episode(dataset, tmp_path):
     eps, _ = dataset
     root = write_dataset(eps, tmp_path / "bad")
@@ -68,6 +93,9 @@ def test_truncated_video_names_file_and_episode(dataset, tmp_path):
     mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])
     with pytest.raises(EpisodeError, match=r"episode 2: .*file-000\.mp4"):
         LeRobotSource(root).load_episode(2)
+    lazy = LeRobotSource(root).load_episode(2, lazy=True)          # lazy: the error comes at first decode
+    with pytest.raises(VideoError, match=r"episode 2: .*file-000\.mp4"):
+        lazy.cameras["front"].images[0]
 
 
 def test_missing_calibration_is_named(dataset, tmp_path):

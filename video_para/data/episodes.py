@@ -19,7 +19,7 @@ class EpisodeError(ValueError):
 
 @dataclass
 class CameraTrack:
-    images: np.ndarray            # (T, H, W, 3) uint8
+    images: np.ndarray            # (T, H, W, 3) uint8, or a lazy data.video.VideoFrames
     K: np.ndarray                 # (T, 3, 3)
     world_from_cam: np.ndarray    # (T, 4, 4)
     masks: np.ndarray | None = None   # (T, H, W) bool robot pixels (sim envs; point-track overlay)
@@ -70,7 +70,7 @@ class Episode:
         for key, cam in self.cameras.items():
             if cam.K is None or cam.world_from_cam is None:
                 raise self._err(f"camera '{key}' has no calibration (K / world_from_cam)")
-            imgs = np.asarray(cam.images)
+            imgs = cam.images if hasattr(cam.images, "dtype") else np.asarray(cam.images)  # lazy: no decode
             if imgs.ndim != 4 or imgs.shape[0] != T or imgs.shape[-1] != 3 or imgs.dtype != np.uint8:
                 raise self._err(f"camera '{key}' images are {imgs.shape} {imgs.dtype}, expected ({T}, H, W, 3) uint8")
             masks = None if cam.masks is None else np.asarray(cam.masks)

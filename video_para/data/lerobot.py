@@ -1,11 +1,14 @@
 """LeRobot v3.0 datasets written and read with pyarrow + PyAV (lerobot itself cannot share our torch pin).
+`make test-compat` round-trips both ways through lerobot 0.6.1 itself (tools/compat/).
 
 Layout (LeRobot v3.0): meta/info.json, meta/stats.json, meta/tasks.parquet,
 meta/episodes/chunk-000/file-000.parquet, data/chunk-000/file-000.parquet and one
 videos/observation.images.<cam>/chunk-000/file-000.mp4 per camera with all episodes concatenated
-(frame i of the file is dataset row i; each episode's span is videos/<key>/from_timestamp..to_timestamp).
+(each episode's span is videos/<key>/from_timestamp..to_timestamp). The reader follows the per-episode
+chunk/file indices and timestamps, so datasets LeRobot wrote (AV1, several files) read too.
 Calibration is a per-frame feature: observation.cameras.<cam>.K (9, row-major) and
 .world_from_cam (16, row-major), float64 so that projections survive the round trip exactly.
+Shape-(1,) features are plain scalar columns, as LeRobot's hf `datasets` schema expects.
 Video codec: libx264 yuv420p (PyAV's bundled FFmpeg encodes it; LeRobot's torchcodec/pyav decode it).
 """
 from __future__ import annotations
@@ -15,10 +18,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .episodes import CameraTrack, Episode, EpisodeError
+from .video import VideoError, VideoFrames, resolve_backend
 
 CHUNK = "chunk-000/file-000"
 
@@ -87,7 +92,8 @@ def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot
     arrays = {k: pa.array(v) for k, v in table.items()}
     for k, (dt, _, v) in cols.items():
         d = v.shape[1]
-        arrays[k] = pa.FixedSizeListArray.from_arrays(pa.array(v.astype(dt).ravel()), d)
+        flat = pa.array(v.astype(dt).ravel())
+        arrays[k] = flat if d == 1 else pa.FixedSizeListArray.from_arrays(flat, d)
     (root / "data/chunk-000").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(arrays), root / f"data/{CHUNK}.parquet")
 
@@ -118,14 +124,16 @@ def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot
     (root / "meta/episodes/chunk-000").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({k: pa.array(list(v)) for k, v in ep_meta.items()}),
                    root / f"meta/episodes/{CHUNK}.parquet")
-    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "__index_level_0__": tasks}),
-                   root / "meta/tasks.parquet")
+    # LeRobot reads tasks.parquet with pandas: a frame indexed by the task string
+    pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(tasks, name="task")).to_parquet(
+        root / "meta/tasks.parquet")
     stats = {k: {"min": v.min(0).tolist(), "max": v.max(0).tolist(), "mean": v.mean(0).tolist(),
                  "std": v.std(0).tolist(), "count": [n]} for k, (_, _, v) in cols.items()}
     (root / "meta/stats.json").write_text(json.dumps(stats, indent=2))
     info = {"codebase_version": "v3.0", "robot_type": robot_type, "total_episodes": len(episodes),
             "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,
-            "video_files_size_in_mb": 500, "fps": fps, "splits": {"train": f"0:{len(episodes)}"},
+            "video_files_size_in_mb": 500, "fps": int(fps) if fps.is_integer() else fps,
+            "splits": {"train": f"0:{len(episodes)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
             "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
             "features": features}
@@ -134,17 +142,20 @@ def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot
 
 
 class LeRobotSource:
-    """Offline reader of a dataset written by `write_dataset` (single chunk/file per stream)."""
+    """Offline reader of a LeRobot v3.0 dataset with our calibration features (ours or LeRobot-written).
 
-    def __init__(self, root):
-        self.root = Path(root)
+    load_episode(i, lazy=True) keeps every camera's frames as a VideoFrames that decodes on indexing
+    (only the frames a training window needs); numbers always come from the parquet files."""
+
+    def __init__(self, root, backend: str = "auto"):
+        self.root, self.backend = Path(root), resolve_backend(backend)
         info_path = self.root / "meta/info.json"
         if not info_path.exists():
             raise FileNotFoundError(f"{info_path}: not a LeRobot v3 dataset")
         self.info = json.loads(info_path.read_text())
         self.fps = float(self.info["fps"])
-        self.data = pq.read_table(self.root / f"data/{CHUNK}.parquet")
-        self.episodes = pq.read_table(self.root / f"meta/episodes/{CHUNK}.parquet").to_pylist()
+        self.data = _read_all(self.root / "data")
+        self.episodes = _read_all(self.root / "meta/episodes").to_pylist()
         self.cameras = [k.removeprefix("observation.images.") for k, f in self.info["features"].items()
                         if f["dtype"] == "video"]
         for cam in self.cameras:
@@ -157,35 +168,48 @@ class LeRobotSource:
         return len(self.episodes)
 
     def column(self, name: str, lo: int, hi: int) -> np.ndarray:
-        return np.asarray(self.data.column(name).slice(lo, hi - lo).to_pylist(), dtype=np.float64)
+        """Rows lo..hi-1 of a numeric feature as (hi - lo, d) float64."""
+        if name not in self.data.column_names:
+            raise KeyError(f"{self.root}: no feature '{name}'")
+        return np.asarray(self.data.column(name).slice(lo, hi - lo).to_pylist(), dtype=np.float64).reshape(hi - lo, -1)
 
-    def frames(self, cam: str, lo: int, hi: int, episode: int) -> np.ndarray:
-        """Decoded dataset rows lo..hi-1 of camera `cam` as (T,H,W,3) uint8."""
-        path = self.root / f"videos/{_img_key(cam)}/{CHUNK}.mp4"
-        out = []
+    def frames(self, cam: str, i: int) -> VideoFrames:
+        """Episode i's frames of camera `cam` (lazy), located by its chunk/file index and from_timestamp."""
+        m, key = self.episodes[i], _img_key(cam)
+        path = self.root / self.info["video_path"].format(video_key=key, chunk_index=m[f"videos/{key}/chunk_index"],
+                                                          file_index=m[f"videos/{key}/file_index"])
+        first = int(round(m[f"videos/{key}/from_timestamp"] * self.fps))
+        H, W = self.info["features"][key]["shape"][:2]
         try:
-            with av.open(str(path)) as f:
-                for i, fr in enumerate(f.decode(video=0)):
-                    if i >= hi:
-                        break
-                    if i >= lo:
-                        out.append(fr.to_ndarray(format="rgb24"))
-        except (av.FFmpegError, OSError) as exc:
-            raise EpisodeError(f"episode {episode}: cannot decode {path}: {exc}") from exc
-        if len(out) != hi - lo:
-            raise EpisodeError(f"episode {episode}: {path} has {len(out)} of {hi - lo} frames (truncated?)")
-        return np.stack(out)
+            return VideoFrames(path, first, first + m["length"], H, W, self.backend, episode=i)
+        except VideoError as exc:
+            raise EpisodeError(f"episode {i}: {exc}") from exc
 
-    def load_episode(self, i: int) -> Episode:
+    def load_episode(self, i: int, lazy: bool = False) -> Episode:
         m = self.episodes[i]
         lo, hi = m["dataset_from_index"], m["dataset_to_index"]
         T = hi - lo
-        cams = {c: CameraTrack(self.frames(c, lo, hi, i),
-                               self.column(f"observation.cameras.{c}.K", lo, hi).reshape(T, 3, 3),
-                               self.column(f"observation.cameras.{c}.world_from_cam", lo, hi).reshape(T, 4, 4))
-                for c in self.cameras}
-        return Episode(index=m["video_para/source_index"], task=m["tasks"][0], fps=self.fps,
+        if not np.array_equal(self.column("index", lo, hi)[:, 0], np.arange(lo, hi)):
+            raise EpisodeError(f"episode {i}: rows {lo}..{hi} of {self.root / 'data'} are not its frames")
+        cams = {}
+        for c in self.cameras:
+            images = self.frames(c, i)
+            try:
+                images = images if lazy else np.asarray(images)
+            except VideoError as exc:                      # the message names the episode and the file
+                raise EpisodeError(str(exc)) from exc
+            cams[c] = CameraTrack(images, self.column(f"observation.cameras.{c}.K", lo, hi).reshape(T, 3, 3),
+                                  self.column(f"observation.cameras.{c}.world_from_cam", lo, hi).reshape(T, 4, 4))
+        return Episode(index=m.get("video_para/source_index", m["episode_index"]), task=m["tasks"][0], fps=self.fps,
                        timestamps=np.arange(T) / self.fps, ee_pos=self.column("observation.ee_pos", lo, hi),
                        gripper=self.column("observation.gripper", lo, hi)[:, 0],
                        action=self.column("action", lo, hi), support_z=float(self.column("support_z", lo, hi)[0, 0]),
-                       cameras=cams, meta=json.loads(m["video_para/meta"])).validate()
+                       cameras=cams, meta=json.loads(m.get("video_para/meta", "{}"))).validate()
+
+
+def _read_all(folder: Path) -> pa.Table:
+    """All chunk-*/file-*.parquet under `folder`, in order, as one table."""
+    files = sorted(folder.glob("chunk-*/file-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no chunk-*/file-*.parquet (not a LeRobot v3 dataset)")
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")

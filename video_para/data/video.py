@@ -111,7 +111,8 @@ class PyAVReader(VideoReader):
             else:
                 raise VideoError(f"{self.path}: stream ended before frame {i} (truncated?)")
             if self._last != target:
-                raise VideoError(f"{self.path}: frame {i} (pts {target}) not found after seeking (got pts {self._last})")
+                raise VideoError(f"{self.path}: frame {i} (pts {target}) not found after seeking "
+                                 f"(got pts {self._last})")
             out.append(frame.to_ndarray(format="rgb24"))
         return np.stack(out)
 
@@ -178,8 +179,10 @@ class VideoFrames:
     dtype = np.dtype(np.uint8)
     ndim = 4
 
-    def __init__(self, path, lo: int, hi: int, height: int, width: int, backend: str = "auto"):
+    def __init__(self, path, lo: int, hi: int, height: int, width: int, backend: str = "auto",
+                 episode: int | None = None):
         self.path, self.lo, self.hi, self.backend = Path(path), int(lo), int(hi), resolve_backend(backend)
+        self.episode = episode                             # named in decode errors
         self.shape = (self.hi - self.lo, int(height), int(width), 3)
 
     def __len__(self) -> int:
@@ -190,7 +193,12 @@ class VideoFrames:
 
     def __getitem__(self, key) -> np.ndarray:
         idx = np.arange(len(self))[key]
-        out = self.reader().frames(self.lo + np.atleast_1d(idx))
+        try:
+            out = self.reader().frames(self.lo + np.atleast_1d(idx))
+        except VideoError as exc:
+            if self.episode is None:
+                raise
+            raise VideoError(f"episode {self.episode}: {exc}") from exc
         return out[0] if np.ndim(idx) == 0 else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
