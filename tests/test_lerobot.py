@@ -126,3 +126,24 @@ def test_build_dataset_from_lerobot_labels_reproject(dataset):
     np.testing.assert_allclose(item["target_xyz"][0].numpy(), eps[1].ee_pos[1], atol=1e-6)
     with pytest.raises(ValueError, match="data.root"):
         DataConfig(source="lerobot").validate()
+
+
+def test_data_configs_load_and_lerobot_local_trains_at_the_policy_size(dataset):
+    from pathlib import Path
+
+    from video_para.config import load_config
+    from video_para.data.sources import build_dataset
+    from video_para.training.config import ExperimentConfig
+    eps, root = dataset
+    names = sorted(p.stem for p in (Path(__file__).parents[1] / "configs/data").glob("*.yaml"))
+    assert {"sim_left_right", "lerobot_local"} <= set(names)
+    for name in names:
+        load_config(ExperimentConfig, [f"data=@data/{name}", f"data.root={root}"]).data.validate()
+    cfg = load_config(ExperimentConfig, ["data=@data/lerobot_local", f"data.root={root}"]).data
+    ds = build_dataset(cfg, None, n_window=3)
+    assert isinstance(ds.episodes[0].cameras["front"].images, VideoFrames)          # decode: lazy
+    item = ds[4, 0]
+    assert item["image"].shape == (3, 128, 128)                                      # 64x48 recorded
+    cam = Camera(item["K"].numpy(), item["world_from_cam"].numpy(), 128, 128)
+    np.testing.assert_allclose(cam.project(item["target_xyz"].numpy().astype(np.float64)),
+                               item["target_pixels"].numpy(), atol=1e-3)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from video_para.data.episodes import CameraTrack, Episode
 from video_para.data.windows import WindowDataset
 from video_para.envs import ENVS
 from video_para.envs.expert import generate_demos
@@ -64,3 +65,80 @@ def test_shift_augmentation_moves_image_and_camera_together(episodes):
             torch.testing.assert_close(b["image"][:, yb, xb], a["image"][:, ya, xa])
         assert ((b["target_pixels"] >= 0) & (b["target_pixels"] < 64)).all()
     assert moved > 0
+
+
+def dot_episode(W: int, H: int, T: int = 8, radius: float = 6.0) -> Episode:
+    """A W x H camera over a grey table, an orange disc drawn at the projected EE in every frame."""
+    K = np.array([[0.9 * W, 0, W / 2], [0, 0.9 * W, H / 2], [0, 0, 1.0]])
+    cam = Camera.look_at([0.0, -0.6, 0.7], [0.0, 0.0, 0.0], K, width=W, height=H)
+    ee = np.c_[np.linspace(-0.15, 0.15, T), np.linspace(-0.05, 0.05, T), np.linspace(0.2, 0.05, T)]
+    images = np.full((T, H, W, 3), 90, np.uint8)
+    vv, uu = np.mgrid[0:H, 0:W] + 0.5
+    for t in range(T):
+        u, v = cam.project(ee[t])
+        images[t][(uu - u) ** 2 + (vv - v) ** 2 <= radius ** 2] = (255, 140, 0)
+    track = CameraTrack(images, np.repeat(cam.K[None], T, 0), np.repeat(cam.world_from_cam[None], T, 0))
+    return Episode(0, "reach", 10.0, np.arange(T) / 10.0, ee, np.zeros(T), np.c_[ee, np.zeros(T)], 0.0,
+                   {"front": track}).validate()
+
+
+@pytest.mark.parametrize("size,scale", [((160, 120), (0.3, 1.0)), ((96, 96), (0.5, 0.5)), ((64, 64), (1.0, 1.0))])
+def test_resized_crop_keeps_labels_on_the_ee(size, scale):
+    """Datasets recorded at another resolution train at the policy's size: the crop's camera projects
+    the world EE exactly onto the returned target pixels, and the image shows the EE disc there."""
+    ep = dot_episode(*size)
+    ds = WindowDataset([ep], n_window=3, image_size=(48, 64), crop_scale=scale)
+    Ks, checked = set(), 0
+    for i in range(len(ds)):
+        for seed in range(4):
+            item = ds[i, seed]
+            assert item["image"].shape == (3, 48, 64)
+            cam = Camera(item["K"].double(), item["world_from_cam"].double(), 64, 48)
+            torch.testing.assert_close(cam.project(item["target_xyz"].double()).float(), item["target_pixels"])
+            start = cam.project(torch.as_tensor(ep.ee_pos[i]))
+            torch.testing.assert_close(start.float(), item["start_pixel"])
+            assert ((item["target_pixels"] >= 0) & (item["target_pixels"] < torch.tensor([64, 48]))).all()
+            u, v = item["start_pixel"].tolist()
+            if min(u, v, 64 - u, 48 - v) > 6 * item["K"][0, 0] / ep.cameras["front"].K[0, 0, 0] + 1:
+                # the disc lies whole inside the crop: its centroid is the start pixel (drawing error < 0.2 px;
+                # an image/K mismatch of one source pixel moves it by > 0.6 px here)
+                img = item["image"]
+                w = (img[0] - img[2]).clamp(min=0) * (img[0] > 0.5)
+                vv, uu = torch.meshgrid(torch.arange(48) + 0.5, torch.arange(64) + 0.5, indexing="ij")
+                centroid = torch.stack([(w * uu).sum(), (w * vv).sum()]) / w.sum()
+                torch.testing.assert_close(centroid, item["start_pixel"], atol=0.3, rtol=0)
+                checked += 1
+            Ks.add(tuple(item["K"].flatten().tolist()))
+    assert (len(Ks) > 1) == (scale != (1.0, 1.0) or size[0] * 48 != size[1] * 64)   # random only if it may be
+    assert checked >= len(ds)
+
+
+def test_resized_crop_falls_back_to_a_full_resize_when_no_crop_holds_the_window():
+    ep = dot_episode(200, 60, radius=3)                   # wide image, square output: targets span the width
+    ds = WindowDataset([ep], n_window=7, image_size=(32, 32), crop_scale=(1.0, 1.0))
+    item = ds[0, 0]
+    assert item["K"][0, 0] / item["K"][1, 1] == pytest.approx((32 / 200) / (32 / 60))   # sx != sy
+    cam = Camera(item["K"].double(), item["world_from_cam"].double(), 32, 32)
+    torch.testing.assert_close(cam.project(item["target_xyz"].double()).float(), item["target_pixels"])
+
+
+def test_lazy_and_memory_windows_agree_with_workers(episodes, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from video_para.data.lerobot import LeRobotSource, write_dataset
+    from video_para.data.video import VideoFrames
+    src = LeRobotSource(write_dataset(episodes, tmp_path / "ds"))
+    kw = dict(n_window=5, clip_frames=3, clip_stride=2)
+    memory = WindowDataset([src.load_episode(i) for i in range(len(src))], **kw)
+    lazy = WindowDataset([src.load_episode(i, lazy=True) for i in range(len(src))], **kw)
+    assert isinstance(lazy.episodes[0].cameras["front"].images, VideoFrames) and len(lazy) == len(memory)
+    for i in (0, 9, len(lazy) - 1):
+        a, b = memory[i], lazy[i]
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], msg=k)            # same file, same decoder: identical
+    idx = list(range(0, len(lazy), 3))
+    batches = [next(iter(DataLoader(torch.utils.data.Subset(ds, idx), batch_size=len(idx), num_workers=w)))
+               for ds, w in ((memory, 0), (lazy, 2))]
+    for k in batches[0]:
+        torch.testing.assert_close(batches[0][k], batches[1][k], msg=k)

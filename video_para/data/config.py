@@ -1,4 +1,6 @@
-"""Where training windows come from."""
+"""Where training windows come from. Ready-made choices: configs/data/*.yaml, used as `data=@data/<name>`
+(sim_left_right: scripted demos in the experiment's env; lerobot_local: a LeRobot v3 dataset on disk,
+decoded lazily and crop-resized to the policy's image size; see each file's header)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,6 +8,7 @@ from dataclasses import dataclass, field
 from .overlay import ORANGE
 
 SOURCES = ("sim", "lerobot")
+DECODE = ("memory", "lazy")
 
 
 @dataclass
@@ -21,6 +24,12 @@ class DataConfig:
     shift_px: int = 0                   # random translation augmentation (image and K together)
     clip_frames: int = 1                # > 1: add a video clip for diffusion backbones (frame 0 = now)
     clip_stride: int = 1
+    decode: str = "memory"              # source=lerobot: memory (decode every frame up front) | lazy (decode the
+                                        # frames of each window on access: datasets bigger than RAM)
+    video_backend: str = "auto"         # auto | torchcodec | pyav | decord (data/video.py)
+    image_size: list[int] = field(default_factory=list)      # [H, W] random-resized-crop output (the policy's
+                                                             # image size); empty: frames at recorded size
+    crop_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])   # area fraction range of that crop
     overlay: bool = False               # point-track frames: robot masked out, a dot at the EE (data/overlay.py)
     overlay_radius_px: float = 4.0
     overlay_color: list[int] = field(default_factory=lambda: list(ORANGE))
@@ -30,6 +39,12 @@ class DataConfig:
             raise ValueError(f"data.source must be one of {SOURCES}, got '{self.source}'")
         if self.source == "lerobot" and not self.root:
             raise ValueError("data.source=lerobot needs data.root (a LeRobot v3 dataset directory)")
+        if self.decode not in DECODE:
+            raise ValueError(f"data.decode must be one of {DECODE}, got '{self.decode}'")
+        if self.image_size and (len(self.image_size) != 2 or min(self.image_size) <= 0):
+            raise ValueError(f"data.image_size must be [H, W] with positive sizes (or empty), got {self.image_size}")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"data.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
         if self.overlay and (self.overlay_radius_px <= 0 or len(self.overlay_color) != 3
                              or not all(0 <= c <= 255 for c in self.overlay_color)):
             raise ValueError("data.overlay needs overlay_radius_px > 0 and overlay_color = [R, G, B] in 0..255")

@@ -18,8 +18,8 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
     cfg.validate()
     if cfg.source == "lerobot":
         from .lerobot import LeRobotSource
-        src = LeRobotSource(cfg.root)
-        episodes = [src.load_episode(i) for i in (cfg.episodes or range(len(src)))]
+        src = LeRobotSource(cfg.root, backend=cfg.video_backend)
+        episodes = [src.load_episode(i, lazy=cfg.decode == "lazy") for i in (cfg.episodes or range(len(src)))]
         return _windows(cfg, episodes, n_window)
     from ..envs.expert import generate_demos          # sim-only dependency
     from ..eval.protocols import load_protocol, specs
@@ -50,4 +50,5 @@ def _windows(cfg: DataConfig, episodes: list, n_window: int) -> WindowDataset:
     if cfg.overlay:
         episodes = [with_point_track(ep, cfg.overlay_radius_px, cfg.overlay_color) for ep in episodes]
     return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
-                         shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride)
+                         shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride,
+                         image_size=cfg.image_size, crop_scale=cfg.crop_scale)

@@ -9,8 +9,16 @@ Augmentation `shift_px`: a random image translation of up to that many pixels (e
 applied to the image *and* the camera (K's principal point), so labels stay exact; the shift is
 limited so that every target stays inside the image.
 
+Augmentation `image_size` = (H, W) with `crop_scale` = (lo, hi): random resized crop. A box with the
+output's aspect ratio covering a fraction in [lo, hi] of the largest such box (area), placed at random
+but containing every window pixel, is resized to image_size; K follows through Camera.cropped and
+Camera.scaled, so datasets recorded at another resolution (640x480 SO-100, 128x128 LIBERO) train at the
+policy's size. (1, 1) is the largest box: a plain resize when the aspects match. If no box of that
+aspect contains the window, the whole image is resized (anisotropically; K carries sx != sy).
+
 `clip_frames` > 1 adds 'clip' (T, 3, H, W): frames t, t+stride, ... (clamped at the episode end),
-frame 0 being the current one — the video a diffusion backbone denoises (same shift applied).
+frame 0 being the current one — the video a diffusion backbone denoises (same shift and crop applied).
+Frames are indexed per item, so episodes whose images are lazy `VideoFrames` decode only those.
 """
 from __future__ import annotations
 
@@ -18,8 +26,10 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..geometry import Camera
 from ..models.stats import Stats
 from .episodes import Episode
 
@@ -30,13 +40,15 @@ class WindowDataset(Dataset):
     """In-memory windows over validated episodes, one camera."""
 
     def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop",
-                 shift_px: int = 0, clip_frames: int = 1, clip_stride: int = 1):
+                 shift_px: int = 0, clip_frames: int = 1, clip_stride: int = 1,
+                 image_size: tuple[int, int] | None = None, crop_scale: tuple[float, float] = (1.0, 1.0)):
         if out_of_image not in OUT_OF_IMAGE:
             raise ValueError(f"out_of_image must be one of {OUT_OF_IMAGE}, got '{out_of_image}'")
         if not episodes:
             raise ValueError("WindowDataset needs at least one episode")
         self.episodes, self.n_window, self.out_of_image, self.shift_px = episodes, n_window, out_of_image, shift_px
         self.clip_frames, self.clip_stride = clip_frames, clip_stride
+        self.image_size, self.crop_scale = (tuple(image_size) if image_size else None), tuple(crop_scale)
         self.camera = camera or next(iter(episodes[0].cameras))
         self.index: list[tuple[int, int]] = []
         self._pix: list[np.ndarray] = []     # (1 + N_W, 2) pixels of each kept window, projected once
@@ -82,11 +94,15 @@ class WindowDataset(Dataset):
         pix = self._pix[i]
         frames = np.minimum(t + self.clip_stride * np.arange(self.clip_frames), len(ep) - 1)
         images, K = track.images[frames], track.K[t].copy()       # (T, H, W, 3); frame 0 is t
+        rng = np.random.default_rng(aug_seed)
         if self.shift_px:
-            images, K, pix = self._shift(images, K, pix, np.random.default_rng(aug_seed))
+            images, K, pix = self._shift(images, K, pix, rng)
         to_float = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         clip = to_float(images)
+        if self.image_size:
+            clip, K, pix = self._resized_crop(clip, Camera(K, track.world_from_cam[t], clip.shape[3], clip.shape[2]),
+                                              pix, rng)
         item = {"image": clip[0],
                 "start_pixel": f(pix[0]), "target_pixels": f(pix[1:]),
                 "target_xyz": f(ep.ee_pos[steps]), "target_height": f(ep.ee_pos[steps, 2] - ep.support_z),
@@ -110,6 +126,28 @@ class WindowDataset(Dataset):
         K[0, 2] += dx
         K[1, 2] += dy
         return images, K, pix + [dx, dy]
+
+    def _resized_crop(self, clip: torch.Tensor, cam: Camera, pix: np.ndarray, rng: np.random.Generator):
+        """clip (T, 3, H, W) float -> (T, 3, *image_size), with K and the window pixels mapped alike."""
+        H, W = clip.shape[2:]
+        out_h, out_w = self.image_size
+        lo, hi = np.floor(pix.min(0)).astype(int), np.floor(pix.max(0)).astype(int) + 1   # pixels' cells
+        full_w = min(W, H * out_w / out_h)                 # largest box with the output aspect ratio
+        need_w = max(hi[0] - lo[0], (hi[1] - lo[1]) * out_w / out_h)
+        w = max(full_w * np.sqrt(rng.uniform(*self.crop_scale)), need_w)
+        if w <= full_w:
+            cw, ch = int(round(w)), min(H, int(round(w * out_h / out_w)))
+            cw, ch = max(cw, hi[0] - lo[0]), max(ch, hi[1] - lo[1])
+            left = int(rng.integers(max(0, hi[0] - cw), min(W - cw, lo[0]) + 1))
+            top = int(rng.integers(max(0, hi[1] - ch), min(H - ch, lo[1]) + 1))
+        else:                                              # no box of the output's aspect holds the window
+            left, top, cw, ch = 0, 0, W, H
+        if (left, top, cw, ch, out_w, out_h) != (0, 0, W, H, W, H):
+            clip = F.interpolate(clip[:, :, top:top + ch, left:left + cw], size=(out_h, out_w), mode="bilinear",
+                                 antialias=True, align_corners=False).clamp(0, 1)
+        sx, sy = out_w / cw, out_h / ch
+        cam = cam.cropped(left, top, cw, ch).scaled(sx, sy, out_w, out_h)
+        return clip, np.asarray(cam.K), (pix - [left, top]) * [sx, sy]
 
     def stats(self) -> Stats:
         xyz = np.concatenate([self.episodes[e].ee_pos[self._steps(self.episodes[e], t)] for e, t in self.index])
