@@ -46,3 +46,13 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
 def test_subsample_spreads_over_the_split():
     assert suite.subsample(list(range(10)), 3) == [0, 4, 9] and suite.subsample(list(range(9)), 5) == [0, 2, 4, 6, 8]
     assert suite.subsample([1, 2], 0) == [1, 2]
+
+
+def test_same_seed_same_table(tmp_path):
+    """Determinism (issue: the same seed gives the same table): two fresh runs agree exactly."""
+    path = write_suite(tmp_path)
+    first = suite.main([str(path), *SMALL])
+    second = suite.main([str(path), *SMALL, f"suite.output_dir={tmp_path / 'again'}"])
+    for a, b in zip(first, second):
+        assert a["offline_test"] == b["offline_test"] and a["successes"] == b["successes"]
+        assert [e["steps"] for e in a["rollouts"]] == [e["steps"] for e in b["rollouts"]]
