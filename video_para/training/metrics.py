@@ -51,7 +51,8 @@ class MetricsLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
-        self.accelerator.end_training()
+        for tracker in self.accelerator.trackers:    # not end_training(): that also destroys the
+            tracker.finish()                         # process group, which callers may still use
 
 
 def _truncate(path: Path, last_step: int) -> list[str] | None:

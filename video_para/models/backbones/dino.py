@@ -70,6 +70,8 @@ class DinoBackbone(Backbone):
         self._cells: tuple[torch.Tensor, torch.Tensor] | None = None
         self.vit.embeddings.register_forward_hook(self._add_keypoint)
         self.apply_mode()
+        if getattr(self.vit.embeddings, "mask_token", None) is not None:   # masked-image pretraining only:
+            self.vit.embeddings.mask_token.requires_grad_(False)          # unused, so DDP must not wait for it
 
     def _add_keypoint(self, module, args, tokens):
         """Add the keypoint embedding to the EE patch token, before any transformer block."""
