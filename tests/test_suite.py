@@ -35,12 +35,12 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
     assert (out / "lr.png").stat().st_size > 0 and (out / "offline.md").exists()
-    assert (out / "lr" / "tiny_para" / "seed1" / "videos" / "episode_000.png").exists()
+    assert (out / "lr" / "para" / "seed1" / "videos" / "episode_000.png").exists()
     # a second call reuses finished runs instead of training again
     monkeypatch.setattr(suite, "finetune", lambda *a, **k: pytest.fail("retrained a finished run"))
     again = suite.main([str(path), *SMALL])
     assert [r["successes"] for r in again] == [r["successes"] for r in results]
-    assert json.loads((out / "lr" / "tiny_para" / "seed0" / "result.json").read_text())["seed"] == 0
+    assert json.loads((out / "lr" / "para" / "seed0" / "result.json").read_text())["seed"] == 0
 
 
 def test_subsample_spreads_over_the_split():

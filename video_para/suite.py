@@ -15,6 +15,7 @@ the paper's plots per comparison, and each run's policy, metrics, videos and ove
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,11 @@ def experiment_config(method: MethodSpec, comp: ComparisonConfig, seed: int, out
     return load_config(ExperimentConfig, args)
 
 
+def slug(name: str) -> str:
+    """A method's folder name: its table label, lower-case, alphanumerics and underscores."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def subsample(items: list, n: int) -> list:
     """n items spread evenly over the list (every cell and viewpoint represented), all when n is 0."""
     if not n or n >= len(items):
@@ -106,7 +112,7 @@ class Runner:
         return out / "policy"
 
     def run(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict:
-        out = self.out / comp.name / method.experiment / f"seed{seed}"
+        out = self.out / comp.name / slug(method.name) / f"seed{seed}"
         if (out / "result.json").exists():
             return json.loads((out / "result.json").read_text())
         overrides = [f"train.init_from={self.pretrained(method.pretrain, seed)}"] if method.pretrain else []
@@ -161,7 +167,7 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             train = specs(protocol, "train")
             plot = plot_viewpoints if len(protocol.thetas) > 1 else plot_success_vs_distance
             written.append(plot(per_method, train, out / f"{comp.name}.png"))
-            metrics = {m.name: out / comp.name / m.experiment / f"seed{suite.seeds[0]}" / "metrics.csv"
+            metrics = {m.name: out / comp.name / slug(m.name) / f"seed{suite.seeds[0]}" / "metrics.csv"
                        for m in comp.methods if m.name in per_method}
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
     md, csv_path = success_table(rows, out)
