@@ -1,17 +1,36 @@
-from pathlib import Path
+import csv
+import math
 
 import pytest
 
 from video_para.config import CONFIG_ROOT, load_config
+from video_para.models import Policy
+from video_para.training.cli import finetune
 from video_para.training.config import ExperimentConfig
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_ROOT / "experiment").glob("*.yaml"))
+# the new DINO presets stay in the fast suite; the others also train in test_training/test_pointtrack
+TINY = [pytest.param(n, marks=[] if n.startswith("tiny_dino") else pytest.mark.slow)
+        for n in EXPERIMENTS if n.startswith("tiny_")]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_config_loads_and_validates(name):
     cfg = load_config(ExperimentConfig, [f"experiment={name}"])
     assert cfg.policy.head.type in ("para", "global_mlp")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_every_tiny_experiment_builds_and_trains_one_step(name, tmp_path):
+    """As configured (image size, backbone, head, stage, clips, overlay), on two demos and without its
+    stage-1 checkpoint (init_from is tested in test_training / test_pointtrack)."""
+    cfg = load_config(ExperimentConfig, [f"experiment={name}", "data.protocol_overrides=[rows=2,cols=2]",
+                                         "train.steps=1", "train.batch_size=2", "train.init_from=",
+                                         f"output_dir={tmp_path}"])
+    finetune(cfg, progress=False)
+    row, = csv.DictReader(open(tmp_path / "metrics.csv"))
+    assert row["step"] == "1" and math.isfinite(float(row["loss"]))
+    assert Policy.from_pretrained(tmp_path / "policy").config == cfg.policy
 
 
 def test_quickstart_pair_differs_only_in_the_head():
