@@ -91,3 +91,24 @@ def test_lazy_frames_decode_only_what_is_indexed_and_pickle(mp4):
     clone = pickle.loads(pickle.dumps(frames))
     np.testing.assert_array_equal(np.asarray(clone), np.asarray(frames))
     assert np.asarray(clone).shape == (20, H, W, 3)
+
+
+_FORKED = {}
+
+
+def _child_reader_is_new() -> tuple[bool, int]:
+    frames, parent_reader = _FORKED["frames"], _FORKED["reader"]
+    return frames.reader() is not parent_reader, int(frames[5].mean())
+
+
+def test_forked_worker_opens_its_own_decoder(mp4):
+    """A decoder used before DataLoader workers fork must not be reused in them (a shared file position
+    corrupts reads: LeRobot 0.6.1's torchcodec cache fails that way, see tools/compat/lerobot_side.py)."""
+    import multiprocessing
+    path, full = mp4
+    frames = VideoFrames(path, 0, T, H, W)
+    _FORKED.update(frames=frames, reader=frames.reader())
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        new, mean = pool.apply(_child_reader_is_new)
+    assert new and mean == int(frames[5].mean())
+    assert frames.reader() is _FORKED["reader"]                  # same process: the cached decoder

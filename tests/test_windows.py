@@ -137,6 +137,7 @@ def test_lazy_and_memory_windows_agree_with_workers(episodes, tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             torch.testing.assert_close(a[k], b[k], msg=k)            # same file, same decoder: identical
+    # the parent has decoded already: workers must open their own decoders, not reuse the forked one
     idx = list(range(0, len(lazy), 3))
     batches = [next(iter(DataLoader(torch.utils.data.Subset(ds, idx), batch_size=len(idx), num_workers=w)))
                for ds, w in ((memory, 0), (lazy, 2))]

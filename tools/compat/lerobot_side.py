@@ -4,7 +4,8 @@
                        LeRobot returns for every frame (images as uint8, calibration, actions, pads).
   write ROOT IN.npz    LeRobotDataset.create -> add_frame -> save_episode -> finalize from the arrays in
                        IN.npz (written by roundtrip.py), with our calibration features.
-  bench ROOT N         items/s through LeRobotDataset + DataLoader (0 and 2 workers), for bench data.
+  bench ROOT N B TH BACKEND W   items/s (one frame + an N-step action chunk) through LeRobotDataset and a
+                       DataLoader (batch B, W workers, TH torch threads): `python -m video_para.bench data`.
 """
 import json
 import sys
@@ -66,20 +67,21 @@ def write(root: str, spec: str) -> None:
     print(f"[lerobot] wrote {len(np.unique(d['episode']))} episodes / {T} frames to {root}")
 
 
-def bench(root: str, n: int) -> None:
-    info = json.load(open(f"{root}/meta/info.json"))
-    dt = 1.0 / info["fps"]
-    for backend in ("pyav", "torchcodec"):
-        ds = LeRobotDataset(REPO, root=root, video_backend=backend,
-                            delta_timestamps={"action": [k * dt for k in range(n)]})
-        for workers in (0, 2):
-            loader = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, num_workers=workers)
-            t0, k = time.perf_counter(), 0
-            for batch in loader:
-                k += len(batch["action"])
-            print(f"[lerobot] LeRobotDataset video_backend={backend} DataLoader workers={workers}: "
-                  f"{k / (time.perf_counter() - t0):.0f} samples/s ({k} items)")
+def bench(root: str, n: int, batch: int, threads: int, backend: str, workers: int) -> None:
+    """One setting per process: LeRobot 0.6.1 caches torchcodec decoders per process, and a decoder used in
+    the parent before DataLoader workers fork fails in them ('Could not push packet to decoder')."""
+    torch.set_num_threads(threads)
+    dt = 1.0 / json.load(open(f"{root}/meta/info.json"))["fps"]
+    ds = LeRobotDataset(REPO, root=root, video_backend=backend, delta_timestamps={"action": [k * dt for k in range(n)]})
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
+    t0, k = time.perf_counter(), 0
+    for items in loader:
+        k += len(items["action"])
+    print(f"[lerobot] LeRobotDataset video_backend={backend} workers={workers}: "
+          f"{k / (time.perf_counter() - t0):.0f} items/s ({k} items, batch {batch})")
 
 
 if __name__ == "__main__":
-    {"read": read, "write": write, "bench": lambda r, n: bench(r, int(n))}[sys.argv[1]](*sys.argv[2:])
+    commands = {"read": read, "write": write,
+                "bench": lambda r, n, b, th, be, w: bench(r, int(n), int(b), int(th), be, int(w))}
+    commands[sys.argv[1]](*sys.argv[2:])

@@ -1,23 +1,34 @@
-"""Data pipeline throughput: write a synthetic mp4 LeRobot v3 dataset, time decoding and windows.
+"""Data pipeline throughput on a synthetic mp4 LeRobot v3 dataset (our writer, libx264).
 
-python -m video_para.bench data [episodes=8] [frames=40] [size=128]
-Prints write time, PyAV decode ms/frame (whole episodes) and samples/s through a DataLoader with
-0 and 2 workers. Synthetic episodes: textured frames with a dot at the projected EE.
+python -m video_para.bench data [episodes=16] [frames=50] [size=128] [n_window=12] [batch=16] [threads=1]
+                                [lerobot_python=~/.cache/video_para/lerobot-0.6.1/bin/python]
+Prints: write time; per usable video backend, decode ms/frame for random single frames and for whole
+episodes; windows/s through a DataLoader (0 and 2 workers) with frames decoded into memory up front
+vs lazily per item, one epoch each (worker start-up included); and, when the LeRobot venv of
+`make test-compat` exists, LeRobot's own LeRobotDataset on the same files (same batch, one frame and
+an n_window action chunk per item). Synthetic episodes: noise-textured frames with a dot at the EE.
+`threads`: torch intra-op threads of the main process (and of LeRobot's): with 2 on a busy 2-core machine
+the DataLoader's own collate in the main process (workers=0) takes ~100 ms per batch.
 """
 from __future__ import annotations
 
+import itertools
+import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.config import DataConfig
 from ..data.episodes import CameraTrack, Episode
 from ..data.lerobot import LeRobotSource, write_dataset
-from ..data.sources import build_dataset
+from ..data.video import BACKENDS, backend_status, open_video
+from ..data.windows import WindowDataset
 from ..geometry import Camera
+
+LEROBOT_SIDE = Path(__file__).resolve().parents[2] / "tools/compat/lerobot_side.py"
 
 
 def synthetic_episode(index: int, T: int, size: int) -> Episode:
@@ -35,23 +46,56 @@ def synthetic_episode(index: int, T: int, size: int) -> Episode:
                    {"front": track})
 
 
+def decode_times(mp4: Path, n_frames: int) -> None:
+    rng = np.random.default_rng(0)
+    for backend in BACKENDS:
+        if backend_status()[backend]:
+            print(f"[data] decode {backend}: not usable ({backend_status()[backend]})")
+            continue
+        reader = open_video(mp4, backend)
+        t0 = time.perf_counter()
+        idx = rng.integers(0, n_frames, 100)
+        for i in idx:
+            reader.frames([i])
+        rand = (time.perf_counter() - t0) / len(idx) * 1e3
+        t0 = time.perf_counter()
+        reader.frames(np.arange(n_frames))
+        seq = (time.perf_counter() - t0) / n_frames * 1e3
+        print(f"[data] decode {backend}: {rand:.2f} ms/frame random single frames, {seq:.2f} ms/frame whole file")
+
+
+def loader_rate(ds, workers: int, batch: int) -> float:
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
+    t0, n = time.perf_counter(), 0
+    for b in loader:
+        n += len(b["image"])
+    return n / (time.perf_counter() - t0)
+
+
 def main(argv: list[str]) -> None:
     args = dict(a.split("=", 1) for a in argv)
-    n_ep, T, size = int(args.get("episodes", 8)), int(args.get("frames", 40)), int(args.get("size", 128))
+    n_ep, T, size = int(args.get("episodes", 16)), int(args.get("frames", 50)), int(args.get("size", 128))
+    n_window, batch, threads = int(args.get("n_window", 12)), int(args.get("batch", 16)), int(args.get("threads", 1))
+    torch.set_num_threads(threads)
+    lerobot_py = Path(args.get("lerobot_python", Path.home() / ".cache/video_para/lerobot-0.6.1/bin/python"))
+    print(f"[data] {n_ep} episodes x {T} frames, {size}x{size}, torch threads {torch.get_num_threads()}")
     eps = [synthetic_episode(i, T, size) for i in range(n_ep)]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         root = write_dataset(eps, f"{tmp}/ds")
-        print(f"[data] write {n_ep}x{T} frames {size}px (libx264): {time.perf_counter() - t0:.2f} s")
+        print(f"[data] write (libx264): {time.perf_counter() - t0:.2f} s")
+        decode_times(root / "videos/observation.images.front/chunk-000/file-000.mp4", n_ep * T)
         src = LeRobotSource(root)
-        t0 = time.perf_counter()
-        for i in range(n_ep):
-            src.load_episode(i)
-        print(f"[data] pyav decode (load_episode): {(time.perf_counter() - t0) / (n_ep * T) * 1e3:.2f} ms/frame")
-        ds = build_dataset(DataConfig(source="lerobot", root=str(root)), None, n_window=8)
-        for workers in (0, 2):
-            loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=workers)
-            t0, n = time.perf_counter(), 0
-            for batch in loader:
-                n += len(batch["image"])
-            print(f"[data] DataLoader workers={workers} (torch threads {torch.get_num_threads()}): {n / (time.perf_counter() - t0):.0f} samples/s ({n} windows)")
+        for decode in ("memory", "lazy"):
+            t0 = time.perf_counter()
+            ds = WindowDataset([src.load_episode(i, lazy=decode == "lazy") for i in range(n_ep)], n_window)
+            built = time.perf_counter() - t0
+            rates = {w: loader_rate(ds, w, batch) for w in (0, 2)}
+            print(f"[data] ours {decode} ({src.backend}): built in {built:.2f} s, " + ", ".join(
+                f"workers={w}: {r:.0f} windows/s" for w, r in rates.items()) + f" ({len(ds)} windows, batch {batch})")
+        if lerobot_py.exists():
+            for backend, workers in itertools.product(("pyav", "torchcodec"), (0, 2)):   # a process each
+                subprocess.run([str(lerobot_py), str(LEROBOT_SIDE), "bench", str(root), str(n_window), str(batch),
+                                str(threads), backend, str(workers)], check=False)
+        else:
+            print(f"[data] LeRobot comparison skipped: no {lerobot_py} (run `make test-compat` once)")
