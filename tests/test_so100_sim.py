@@ -16,7 +16,7 @@ from video_para.envs.so100 import SO100SimConfig  # noqa: E402
 from video_para.eval.protocols import load_protocol, specs  # noqa: E402
 from video_para.models.policy import ActionChunk, Policy, PolicyConfig  # noqa: E402
 from video_para.models.stats import Stats  # noqa: E402
-from video_para.so100.deploy import Controller, DeployConfig, sim_rollout  # noqa: E402
+from video_para.so100.deploy import Controller, DeployConfig, main, sim_rollout  # noqa: E402
 from video_para.so100.robot import read_motors  # noqa: E402
 
 
@@ -108,3 +108,11 @@ def test_replayed_expert_succeeds_through_the_deploy_loop(env):
     log = ctl.run_episode(env, max_steps=60, done=env.success)
     assert env.success(), f"replayed expert failed: {log}"
     assert log.holds == 0 and log.steps <= len(demo)
+
+
+def test_deploy_cli_runs_a_saved_policy_in_the_sim(tmp_path):
+    Policy(PolicyConfig(), Stats(0.0, 0.2, 0.0, 1.0, [0.2, 0.0, 0.05], [0.05, 0.1, 0.05], 0.5, 0.5)).save_pretrained(tmp_path / "p")
+    res = main([f"policy={tmp_path / 'p'}", "robot=so100_sim", "episodes=1", "max_steps=4", "env.image_height=128"])
+    assert len(res.episodes) == 1 and (res.episodes[0].steps == 4 or res.episodes[0].failure)
+    with pytest.raises(ValueError, match="calibration"):
+        main([f"policy={tmp_path / 'p'}", "robot=so100_follower"])

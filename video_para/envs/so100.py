@@ -78,9 +78,7 @@ class SO100SimEnv(Env):
         K = Camera.intrinsics(cfg.camera_fov, cfg.image_width, cfg.image_height)
         self.base_camera = Camera.spherical(cfg.look_at, cfg.camera_radius, cfg.camera_elevation,
                                             cfg.camera_azimuth, K, cfg.image_width, cfg.image_height)
-        self.camera = self.base_camera
-        self.joints = np.array(cfg.home_joints, dtype=np.float64)
-        self.gripper_pos = cfg.gripper_open
+        self.reset()
 
     def _build_scene(self, spec) -> None:
         mj, c = self._mj, self.cfg
