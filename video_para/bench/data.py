@@ -1,12 +1,13 @@
 """Data pipeline throughput on a synthetic mp4 LeRobot v3 dataset (our writer, libx264).
 
-python -m video_para.bench data [episodes=16] [frames=50] [size=128] [n_window=12] [batch=16] [threads=1]
-                                [lerobot_python=~/.cache/video_para/lerobot-0.6.1/bin/python]
+python -m video_para.bench data [episodes=16] [frames=50] [size=128] [texture=noise|smooth] [n_window=12]
+                                [batch=16] [threads=1] [lerobot_python=~/.cache/video_para/lerobot-0.6.1/bin/python]
 Prints: write time; per usable video backend, decode ms/frame for random single frames and for whole
 episodes; windows/s through a DataLoader (0 and 2 workers) with frames decoded into memory up front
 vs lazily per item, one epoch each (worker start-up included); and, when the LeRobot venv of
 `make test-compat` exists, LeRobot's own LeRobotDataset on the same files (same batch, one frame and
-an n_window action chunk per item). Synthetic episodes: noise-textured frames with a dot at the EE.
+an n_window action chunk per item). Synthetic episodes: a dot at the EE over per-pixel noise (the codec's
+worst case: decoding dominates) or a smooth gradient (closer to camera images: cheap frames).
 `threads`: torch intra-op threads of the main process (and of LeRobot's): with 2 on a busy 2-core machine
 the DataLoader's own collate in the main process (workers=0) takes ~100 ms per batch.
 """
@@ -31,13 +32,17 @@ from ..geometry import Camera
 LEROBOT_SIDE = Path(__file__).resolve().parents[2] / "tools/compat/lerobot_side.py"
 
 
-def synthetic_episode(index: int, T: int, size: int) -> Episode:
+def synthetic_episode(index: int, T: int, size: int, texture: str = "noise") -> Episode:
     rng = np.random.default_rng(index)
     K = np.array([[size, 0, size / 2], [0, size, size / 2], [0, 0, 1.0]])
     cam = Camera.look_at([0.0, -0.8, 0.9], [0.0, 0.0, 0.0], K, width=size, height=size)
     ee = np.c_[np.linspace(-0.1, 0.1, T), rng.uniform(-0.05, 0.05, T), np.linspace(0.3, 0.1, T)]
-    images = rng.integers(0, 80, (1, size, size, 3), dtype=np.uint8).repeat(T, 0)
     vv, uu = np.mgrid[0:size, 0:size] + 0.5
+    if texture == "noise":
+        images = rng.integers(0, 80, (1, size, size, 3), dtype=np.uint8).repeat(T, 0)
+    else:
+        smooth = np.stack([uu * 80 / size, vv * 80 / size, np.full_like(uu, 40)], -1).astype(np.uint8)
+        images = smooth[None].repeat(T, 0)
     for t in range(T):
         u, v = cam.project(ee[t])
         images[t][(uu - u) ** 2 + (vv - v) ** 2 < (size / 20) ** 2] = (255, 140, 0)
@@ -78,8 +83,9 @@ def main(argv: list[str]) -> None:
     n_window, batch, threads = int(args.get("n_window", 12)), int(args.get("batch", 16)), int(args.get("threads", 1))
     torch.set_num_threads(threads)
     lerobot_py = Path(args.get("lerobot_python", Path.home() / ".cache/video_para/lerobot-0.6.1/bin/python"))
-    print(f"[data] {n_ep} episodes x {T} frames, {size}x{size}, torch threads {torch.get_num_threads()}")
-    eps = [synthetic_episode(i, T, size) for i in range(n_ep)]
+    print(f"[data] {n_ep} episodes x {T} frames, {size}x{size} {args.get('texture', 'noise')}, "
+          f"torch threads {torch.get_num_threads()}")
+    eps = [synthetic_episode(i, T, size, args.get("texture", "noise")) for i in range(n_ep)]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         root = write_dataset(eps, f"{tmp}/ds")
