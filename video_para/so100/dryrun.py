@@ -39,6 +39,7 @@ class DryRunConfig:
     methods: list[str] = field(default_factory=lambda: ["so100_tiny_para", "so100_tiny_global_mlp"])
     train_protocol: str = "so100_pick"            # its train split gives the demos
     test_protocols: list[str] = field(default_factory=lambda: ["so100_pick", "so100_viewpoint"])
+    protocol_overrides: list[str] = field(default_factory=list)   # applied to every protocol, e.g. ["rows=2"]
     episodes: int = 0                             # test scenes per protocol, evenly subsampled (0: all)
     seed: int = 0
     torch_threads: int = 1                        # measured: 2 threads beside MuJoCo's GL on a busy 2-core
@@ -49,18 +50,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = load_config(DryRunConfig, [a.removeprefix("dryrun.") for a in argv if a.startswith("dryrun.")])
     common = [a for a in argv if not a.startswith("dryrun.")]
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads or threads)
+    try:
+        return _run(cfg, common)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: DryRunConfig, common: list[str]) -> list[dict]:
     out, t_all, times = Path(cfg.output_dir), time.time(), {}
     exp = {m: load_config(ExperimentConfig, [f"experiment={m}", *common, f"seed={cfg.seed}",
-                                             f"data.source=lerobot", f"data.root={out / 'demos'}",
+                                             "data.source=lerobot", f"data.root={out / 'demos'}",
                                              f"output_dir={out / m}"]) for m in cfg.methods}
     env_cfg = next(iter(exp.values())).env
 
     t0 = time.time()
     env = ENVS.build(env_cfg)
     try:
-        demos = generate_demos(env, specs(load_protocol(cfg.train_protocol), "train"), seed=cfg.seed)
+        train_scenes = specs(load_protocol(cfg.train_protocol, cfg.protocol_overrides), "train")
+        demos = generate_demos(env, train_scenes, seed=cfg.seed)
         write_dataset(demos, out / "demos", robot_type="so100_sim")
         times["demos"] = time.time() - t0
         print(f"[dryrun] {len(demos)} expert demos ({sum(len(d) for d in demos)} frames) -> {out / 'demos'} "
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             times[f"train {name}"] = time.time() - t0
             deploy = DeployConfig(replan_every=ecfg.eval.replan_every, max_steps=ecfg.eval.max_steps, seed=cfg.seed)
             for proto_name in cfg.test_protocols:
-                protocol = load_protocol(proto_name)
+                protocol = load_protocol(proto_name, cfg.protocol_overrides)
                 scenes = subsample(specs(protocol, "test"), cfg.episodes)
                 t0 = time.time()
                 res = sim_rollout(policy, env, scenes, deploy, desc=f"deploy {name} on {proto_name}")
