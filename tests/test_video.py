@@ -52,6 +52,7 @@ def test_random_access_matches_sequential_decode(mp4, backend):
         err = np.abs(got.astype(int) - full[idx].astype(int))
         assert err.mean() < 1.0 and err.max() <= 8, (backend, idx)   # adjacent frames differ by >= 6 everywhere
     np.testing.assert_array_equal(r.frames_at([0.0, 1.3, 3.9]), r.frames([0, 13, 39]))
+    assert r.frames([]).shape == (0, H, W, 3)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

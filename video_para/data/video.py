@@ -44,6 +44,8 @@ class VideoReader:
         if bad.size:
             raise VideoError(f"{self.path}: frame {int(bad[0])} requested, the file has {self.num_frames} "
                              f"frames (truncated?)")
+        if not idx.size:
+            return np.zeros((0, self.height, self.width, 3), np.uint8)
         uniq, inverse = np.unique(idx, return_inverse=True)
         try:
             out = self._decode(uniq.tolist())
