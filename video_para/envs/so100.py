@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry import Camera
-from ..so100.safety import SafetyConfig
+from ..so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
+from ..so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
+from ..so100.safety import SafeIK, SafetyConfig
 from .base import ENVS, Env, EnvConfig, Observation
 
 
@@ -42,6 +44,8 @@ class SO100SimConfig(EnvConfig):
     camera_fov: float = 50.0             # vertical field of view, degrees
     look_at: list[float] = field(default_factory=lambda: [0.2, 0.0, 0.03])
     cube_size: float = 0.025             # edge, metres
+    cube_min: list[float] = field(default_factory=lambda: [0.14, -0.02])   # random cube xy when the spec
+    cube_max: list[float] = field(default_factory=lambda: [0.28, 0.16])    # gives none
     target_xy: list[float] = field(default_factory=lambda: [0.2, -0.16])
     target_radius: float = 0.05
     home_joints: list[float] = field(default_factory=lambda: [0.0, -30.0, 30.0, 70.0, 0.0])   # degrees
@@ -56,9 +60,6 @@ class SO100SimEnv(Env):
     fps = 10.0
 
     def __init__(self, cfg: SO100SimConfig):
-        from ..so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
-        from ..so100.robot import GripperMap
-        from ..so100.safety import SafeIK
         mj = self._mj = import_mujoco()
         self.cfg, self.camera_names = cfg, [cfg.camera_name]
         self.kin = ArmKinematics(cfg.model_path)
@@ -98,17 +99,17 @@ class SO100SimEnv(Env):
 
     # -- the robot protocol (LeRobot SO100Follower dicts) ---------------------------------------
     def get_observation(self) -> dict:
-        from ..so100.robot import motors_to_obs
         return {**motors_to_obs(self.joints, self.gripper_pos), self.cfg.camera_name: self.render()}
 
     def send_action(self, action: dict) -> dict:
         """Joint targets (degrees; gripper 0..100) -> the arm is there at the next frame (clipped to
         the joint limits, as the motors' own limits would); a held cube follows the jaw."""
-        from ..so100.robot import action_to_motors
         joints, grip = action_to_motors(action)
+        if not (np.isfinite(joints).all() and np.isfinite(grip)):
+            raise ValueError(f"so100_sim: non-finite joint command {action}")
         was_closed = self.grip.to_unit(self.gripper_pos) >= 0.5
         self.joints = np.clip(joints, self.kin.lower, self.kin.upper)
-        self.gripper_pos = float(np.clip(grip, min(self.grip.open, self.grip.closed), max(self.grip.open, self.grip.closed)))
+        self.gripper_pos = self.grip.to_pos(self.grip.to_unit(grip))          # clipped to open..closed
         ee = self.kin.fk(self.joints)
         closed = self.grip.to_unit(self.gripper_pos) >= 0.5
         if closed and not was_closed and self.held is None \
@@ -125,7 +126,7 @@ class SO100SimEnv(Env):
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation:
         c, rng = self.cfg, np.random.default_rng(seed)
         self.spec = dict(spec or {})
-        cube_xy = self.spec.get("bowl_xy", rng.uniform([0.14, -0.02], [0.28, 0.16]))
+        cube_xy = self.spec.get("bowl_xy", rng.uniform(c.cube_min, c.cube_max))
         self.cube = np.array([*cube_xy, c.support_z + c.cube_size / 2], dtype=np.float64)
         self.target = np.array([*self.spec.get("target_xy", c.target_xy), c.support_z])
         theta, phi = float(self.spec.get("theta", 0.0)), float(self.spec.get("phi", 0.0))
@@ -137,7 +138,6 @@ class SO100SimEnv(Env):
         return self.observe()
 
     def step(self, target_xyz, gripper: float) -> Observation:
-        from ..so100.robot import command_to_action
         cmd = self.safety.command(self.joints, target_xyz, gripper)
         self.last_command = cmd
         self.send_action(command_to_action(cmd, self.grip))
