@@ -90,8 +90,8 @@ class ReplayOracle:
 def test_deploy_loop_runs_an_untrained_policy_end_to_end(env):
     cfg = DeployConfig(max_steps=12, replan_every=4)
     policy = Policy(PolicyConfig(), Stats(0.0, 0.2, 0.0, 1.0, [0.2, 0.0, 0.05], [0.05, 0.1, 0.05], 0.5, 0.5))
-    res = sim_rollout(policy, env, [{"bowl_xy": [0.2, 0.05]}, {"bowl_xy": [0.25, 0.1], "theta": 15.0}], cfg)
-    assert len(res.episodes) == 2
+    res, logs = sim_rollout(policy, env, [{"bowl_xy": [0.2, 0.05]}, {"bowl_xy": [0.25, 0.1], "theta": 15.0}], cfg)
+    assert len(res.episodes) == len(logs) == 2
     for e in res.episodes:                 # random weights: it moves (safely) or says why it could not predict
         assert (e.steps == 12 and not e.success) or e.failure
     assert np.isfinite(env.joints).all()

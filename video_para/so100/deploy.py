@@ -120,21 +120,22 @@ class Controller:
 
 def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "deploy"):
     """Score `policy` in the MuJoCo SO-101 scene through the deployment loop (the env as the robot,
-    its own true camera as the calibration). Returns eval.rollout's RolloutResult."""
+    its own true camera as the calibration). Returns eval.rollout's RolloutResult and each episode's
+    EpisodeLog (holds, limited commands, events)."""
     from tqdm import tqdm
 
     from ..eval.rollout import EpisodeResult, RolloutResult
-    result = RolloutResult()
+    result, logs = RolloutResult(), []
     bar = tqdm(specs, desc=desc)
     for i, spec in enumerate(bar):
         obs = env.reset(spec, cfg.seed + i)
         name = env.camera_names[0]
         ctl = Controller(policy, obs.cameras[name], obs.support_z, env.safety, env.grip, name, cfg.replan_every)
         log = ctl.run_episode(env, cfg.max_steps, 0.0, done=env.success)
-        result.episodes.append(EpisodeResult(spec, env.success(), log.steps, env.target_error(),
-                                             log.failure or (f"{log.holds} holds" if log.holds else "")))
+        result.episodes.append(EpisodeResult(spec, env.success(), log.steps, env.target_error(), log.failure))
+        logs.append(log)
         bar.set_postfix(success=f"{result.successes}/{i + 1}")
-    return result
+    return result, logs
 
 
 def main(argv: list[str] | None = None):
@@ -150,10 +151,11 @@ def main(argv: list[str] | None = None):
         env = ENVS.build(cfg.env)
         try:
             scenes = specs(load_protocol(cfg.protocol), cfg.split)[: cfg.episodes or None]
-            res = sim_rollout(policy, env, scenes, cfg)
+            res, logs = sim_rollout(policy, env, scenes, cfg)
         finally:
             env.close()
-        print(f"[deploy] {cfg.policy} on {cfg.protocol}/{cfg.split} (sim): {res.successes}/{len(scenes)} succeeded")
+        print(f"[deploy] {cfg.policy} on {cfg.protocol}/{cfg.split} (sim): {res.successes}/{len(scenes)} succeeded, "
+              f"{sum(g.holds for g in logs)} commands held, {sum(g.limited for g in logs)} limited")
         return res
     from .calibrate import load_calibration
     from .kinematics import ArmKinematics

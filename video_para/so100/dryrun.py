@@ -84,13 +84,13 @@ def _run(cfg: DryRunConfig, common: list[str]) -> list[dict]:
                 protocol = load_protocol(proto_name, cfg.protocol_overrides)
                 scenes = subsample(specs(protocol, "test"), cfg.episodes)
                 t0 = time.time()
-                res = sim_rollout(policy, env, scenes, deploy, desc=f"deploy {name} on {proto_name}")
+                res, logs = sim_rollout(policy, env, scenes, deploy, desc=f"deploy {name} on {proto_name}")
                 times[f"deploy {name} on {proto_name}"] = time.time() - t0
                 head = ecfg.policy.head.type
                 rows.append({"protocol": proto_name, "method": head, "successes": res.successes,
                              "episodes": len(scenes), "paper": protocol.paper.get(head),
-                             "holds": sum(e.failure.endswith("holds") for e in res.episodes),
-                             "failures": [e.failure for e in res.episodes if e.failure and not e.failure.endswith("holds")]})
+                             "held_commands": sum(g.holds for g in logs), "limited_commands": sum(g.limited for g in logs),
+                             "failures": [e.failure for e in res.episodes if e.failure]})
                 print(f"[dryrun] {name} on {proto_name}: {res.successes}/{len(scenes)}")
     finally:
         env.close()
