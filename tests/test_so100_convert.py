@@ -13,13 +13,17 @@ import av  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from video_para.config import load_config  # noqa: E402
 from video_para.data.episodes import EpisodeError  # noqa: E402
 from video_para.data.lerobot import LeRobotSource  # noqa: E402
 from video_para.data.windows import WindowDataset  # noqa: E402
 from video_para.geometry import Camera  # noqa: E402
+from video_para.models.policy import Policy  # noqa: E402
 from video_para.so100.calibrate import save_calibration  # noqa: E402
 from video_para.so100.convert import main, read_recording  # noqa: E402
 from video_para.so100.kinematics import MOTORS, ArmKinematics  # noqa: E402
+from video_para.training.cli import finetune  # noqa: E402
+from video_para.training.config import ExperimentConfig  # noqa: E402
 
 W, H, FPS = 64, 48, 10
 NAMES = [f"{m}.pos" for m in MOTORS]
@@ -106,6 +110,13 @@ def test_converted_dataset_trains(recording, capsys):
     windows = WindowDataset([src.load_episode(0), ep], n_window=4, out_of_image="clip")
     item = windows[0]
     assert item["image"].shape == (3, H, W) and len(windows) > 0
+    cfg = load_config(ExperimentConfig, ["experiment=so100_tiny_para", "data.source=lerobot", f"data.root={out}",
+                                         "policy.image_height=24", "policy.image_width=32", "env.image_height=24",
+                                         "env.image_width=32", "data.image_size=[24,32]", "data.shift_px=0",
+                                         "data.out_of_image=clip", "train.steps=2", "train.batch_size=4",
+                                         f"output_dir={tmp / 'run'}"])
+    finetune(cfg, progress=False)                 # recorded at 64x48, trained at 32x24 (K scaled with it)
+    assert Policy.from_pretrained(tmp / "run/policy").config.image_size == (24, 32)
 
 
 def test_a_calibration_for_another_resolution_is_refused(recording):
