@@ -93,6 +93,8 @@ def test_ema_and_periodic_eval_leave_training_alone_and_ema_is_exported(tmp_path
     assert [r["loss"] for r in rows_p] == [r["loss"] for r in rows_e]     # same training, step for step
     assert "eval_success_rate" not in rows_p[0]
     assert [r["step"] for r in rows_e] == ["5", "10"]
+    header = open(tmp_path / "ema" / "metrics.csv").readline().strip().split(",")
+    assert header == [*rows_p[0], "eval_success_rate"]
     assert all(float(r["eval_success_rate"]) in (0.0, 0.5, 1.0) for r in rows_e)   # 2 episodes each
     exported = Policy.from_pretrained(tmp_path / "ema" / "policy").state_dict()
     for k, v in plain.state_dict().items():

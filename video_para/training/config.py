@@ -80,6 +80,8 @@ class ExperimentConfig:
             raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
         if self.train.stage == "pointtrack" and (self.policy.head.type != "para" or not self.data.overlay):
             raise ValueError("train.stage=pointtrack needs policy.head.type=para and data.overlay=true")
+        if self.eval.every < 0 or (self.eval.every and self.eval.every_episodes < 1):
+            raise ValueError("eval.every must be >= 0 and, when set, eval.every_episodes >= 1")
         if "heatmap" in self.train.init_parts and self.policy.head.type != "para":
             raise ValueError("train.init_parts 'heatmap' needs policy.head.type=para")
         size = (getattr(self.env, "image_height", None), getattr(self.env, "image_width", None))

@@ -6,6 +6,7 @@ import json
 import math
 import platform
 import subprocess
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -108,7 +109,7 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
         with ema_weights(ema, trained):
             unwrapped.save_pretrained(directory)
 
-    step = state.step
+    step, clock = state.step, None
     bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
     model.train()
     while step < cfg.steps:
@@ -131,6 +132,8 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
                 continue
             step += 1
             bar.update(1)
+            if clock is None:                   # time from the end of the first step: no warm-up
+                clock = (step, time.perf_counter())
             if ema is not None:
                 ema.step(trained)
             row = {}
@@ -140,7 +143,7 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
             if row or step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, **{k: round(v.item(), 6) for k, v in terms.items()},
                        **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}, **row}
-                log.log(row, [*row, *([EVAL_KEY] if evaluate is not None and every else [])])
+                log.log(row, list(dict.fromkeys([*row, *([EVAL_KEY] if evaluate is not None and every else [])])))
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
                 state.step = step
@@ -151,6 +154,10 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     bar.close()
     log.close()
+    if accelerator.is_main_process and clock and step > clock[0]:    # what `python -m video_para.bench train` reads
+        (out / "throughput.json").write_text(json.dumps({
+            "steps": step - clock[0], "seconds": time.perf_counter() - clock[1],
+            "processes": accelerator.num_processes, "batch_per_process": cfg.batch_size}))
     accelerator.wait_for_everyone()
     if ema is not None:
         ema.copy_to(trained)
