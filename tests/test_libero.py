@@ -136,3 +136,21 @@ def test_two_episode_oracle_rollout(env, tmp_path):
     print(f"\n[libero] oracle rollout: {res.successes}/2, steps {[e.steps for e in res.episodes]}")
     assert res.successes == 2 and all(e.error < 0.03 for e in res.episodes)
     assert (tmp_path / "episode_000.mp4").stat().st_size > 1000
+
+
+def test_grid_frame_and_distractors(env):
+    """Grid frame: +y is the image's left, x is depth away from the camera; distractor specs place
+    LIBERO's own objects, the rest of the clutter and the fixtures leave the table."""
+    spec = {"bowl_xy": [0.0, 0.25], "distractors": [[0.15, -0.2], [-0.15, -0.1]]}
+    obs = env.reset(spec, seed=0)
+    cam, bowl = obs.cameras[env.cfg.camera], env.sim.body_pos(env.cfg.bowl)
+    np.testing.assert_allclose(bowl[:2], env.to_world([0.0, 0.25]), atol=5e-3)
+    assert cam.project(bowl)[0] < 40                                    # left part of the image
+    assert cam.project(env.sim.body_pos(env.cfg.plate))[1] < 64          # the plate is far (upper half)
+    for body, xy in zip(env.cfg.distractor_bodies, spec["distractors"]):
+        pos = env.sim.body_pos(body)
+        assert np.linalg.norm(pos[:2] - env.to_world(xy)) < 0.01 and abs(pos[2] - obs.support_z) < 0.03
+    for body in env.cfg.distractor_bodies[2:] + env.cfg.park_bodies:
+        assert env.sim.body_pos(body)[0] > 1.5                          # behind the camera
+    with pytest.raises(ValueError, match="distractor objects"):
+        env.reset({"bowl_xy": [0.0, 0.0], "distractors": [[0.1, 0.1]] * 4}, seed=0)

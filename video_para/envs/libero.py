@@ -96,7 +96,7 @@ class LiberoEnv(Env):
         s.set_camera(self.base_camera.orbit(look_at, theta, phi) if theta else None)
         self.gripper, self.held = 0.0, False
         s.teleport(s.ee()[0], _DOWN)                      # the canonical top-down hand
-        s.hold(-1.0, 5)                            # objects settle (they start ~cm above the table)
+        s.hold(-1.0, 5)                                   # objects settle (they start ~cm above the table)
         return self.observe()
 
     def _arrange(self, spec: dict) -> None:
