@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from video_para.config import load_config
+from video_para.config import CONFIG_ROOT, load_config
 from video_para.envs.so100 import SO100SimConfig
 from video_para.so100.deploy import DeployConfig
 from video_para.so100.robot import GripperMap, read_motors
@@ -19,7 +19,7 @@ def test_importing_the_envs_and_so100_packages_does_not_import_mujoco():
 
 
 def test_env_yaml_maps_to_the_typed_config_and_typos_are_errors():
-    cfg = load_config(SO100SimConfig, ["config=configs/env/so100_sim.yaml", "safety.max_ee_step=0.02"])
+    cfg = load_config(SO100SimConfig, [f"config={CONFIG_ROOT / 'env/so100_sim.yaml'}", "safety.max_ee_step=0.02"])
     assert cfg.type == "so100_sim" and cfg.safety.max_ee_step == 0.02 and cfg.target_xy == [0.2, -0.16]
     with pytest.raises(ValueError, match="max_ee_stp"):
         load_config(SO100SimConfig, ["safety.max_ee_stp=0.02"])

