@@ -1,14 +1,21 @@
-"""LIBERO demo hdf5 -> Episodes (layout: data/demo_<i>/obs/{agentview_rgb, ee_pos, gripper_states}, actions).
+"""LIBERO demo hdf5 -> Episodes (layout: data/demo_<i>/obs/{<camera>_rgb, ee_pos, gripper_states}, actions).
 
 LIBERO stores images upside-down (OpenGL row order): they are flipped vertically here. The hdf5 has
 no calibration, so the caller supplies the agentview K (3,3) and world_from_cam (4,4) (OpenCV axes,
 from the simulator); gripper state = the mean finger opening mapped to [0, 1] closed by
 `gripper_open_width` (robosuite Panda fingers: ~0.04 m each when open). Actions are LIBERO's delta
 commands, so `action` xyz is the next EE position (the last repeats) and its gripper is -1..1 -> 0..1.
+
+    python -m video_para.data.libero_hdf5 DEMO.hdf5 --out DIR [--suite libero_spatial --task-id 0]
+
+converts a demo file into a LeRobot v3 dataset, taking the calibration (K, world_from_cam of the
+camera at the task's own pose, and the table height) from the LIBERO simulator (the `libero` extra).
 """
 from __future__ import annotations
 
+import argparse
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +35,7 @@ def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0,
         for i, name in enumerate(names):
             demo = f["data"][name]
             try:
-                images = np.ascontiguousarray(demo["obs/agentview_rgb"][:][:, ::-1])
+                images = np.ascontiguousarray(demo[f"obs/{camera}_rgb"][:][:, ::-1])
                 ee = demo["obs/ee_pos"][:].astype(np.float64)
                 fingers = np.abs(demo["obs/gripper_states"][:]).mean(-1)
                 cmd = demo["actions"][:].astype(np.float64)
@@ -42,3 +49,39 @@ def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0,
                                     gripper=gripper, action=action, support_z=support_z, cameras={camera: track},
                                     meta={"source": str(path), "demo": name}).validate())
     return episodes
+
+
+def simulator_calibration(suite: str, task_id: int, camera: str, height: int, width: int):
+    """(Camera, support_z) of a LIBERO task's camera at its own pose, read from the simulator."""
+    from ..envs.libero import LiberoConfig, LiberoEnv    # the libero extra
+    env = LiberoEnv(LiberoConfig(suite=suite, task_id=task_id, camera=camera, image_height=height, image_width=width))
+    try:
+        return env.base_camera, env.support_z
+    finally:
+        env.close()
+
+
+def main(argv: list[str] | None = None) -> Path:
+    ap = argparse.ArgumentParser(description="LIBERO demo hdf5 -> LeRobot v3 dataset with simulator calibration")
+    ap.add_argument("path")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--suite", default="libero_spatial")
+    ap.add_argument("--task-id", type=int, default=0)
+    ap.add_argument("--camera", default="agentview")
+    a = ap.parse_args(argv)
+    import h5py
+    with h5py.File(a.path, "r") as f:
+        first = next(iter(f["data"].values()), None) if "data" in f else None
+        if first is None or f"obs/{a.camera}_rgb" not in first:
+            raise EpisodeError(f"{a.path}: no data/<demo>/obs/{a.camera}_rgb to size the calibration from")
+        height, width = first[f"obs/{a.camera}_rgb"].shape[1:3]
+    cam, support_z = simulator_calibration(a.suite, a.task_id, a.camera, height, width)
+    episodes = load_libero_hdf5(a.path, cam.K, cam.world_from_cam, support_z=support_z, camera=a.camera)
+    from .lerobot import write_dataset
+    out = write_dataset(episodes, Path(a.out), robot_type="panda")
+    print(f"[libero_hdf5] {len(episodes)} episodes from {a.path} -> {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
