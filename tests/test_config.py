@@ -40,3 +40,12 @@ def test_typos_and_bad_types_are_errors(tmp_path):
         load_config(Outer, ["inner.steps"], root=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(Outer, ["experiment=nope"], root=tmp_path)
+
+
+def test_experiment_validation_covers_data_size_and_env():
+    from video_para.training.config import ExperimentConfig
+    with pytest.raises(ValueError, match="data.image_size"):
+        load_config(ExperimentConfig, ["experiment=tiny_para", "data.image_size=[64,64]"])
+    assert load_config(ExperimentConfig, ["experiment=tiny_para", "data.image_size=[128,128]"]).data.image_size == [128, 128]
+    with pytest.raises(ValueError, match="env.grid_center"):
+        load_config(ExperimentConfig, ["experiment=tiny_para", "env=@env/libero", "env.grid_center=[0.1]"])

@@ -76,6 +76,11 @@ class ExperimentConfig:
         self.policy.validate()
         self.data.validate()
         self.train.validate()
+        if hasattr(self.env, "validate"):
+            self.env.validate()
+        if self.data.image_size and list(self.data.image_size) != [self.policy.image_height, self.policy.image_width]:
+            raise ValueError(f"data.image_size {list(self.data.image_size)} must be the policy's image size "
+                             f"[{self.policy.image_height}, {self.policy.image_width}] (or empty)")
         if self.train.stage == "diffusion" and (self.policy.backbone.type != "svd" or self.data.clip_frames < 2):
             raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
         if self.train.stage == "pointtrack" and (self.policy.head.type != "para" or not self.data.overlay):
