@@ -41,7 +41,11 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     again = suite.main([str(path), *SMALL])
     assert [r["successes"] for r in again] == [r["successes"] for r in results]
     assert json.loads((out / "lr" / "para" / "seed0" / "result.json").read_text())["seed"] == 0
-
+    # report_only tabulates what has finished and trains nothing
+    (out / "lr" / "global_mlp" / "seed1" / "result.json").unlink()
+    partial = suite.main([str(path), *SMALL, "suite.report_only=true"])
+    rows = {line.split("|")[2].strip(): line for line in (out / "results.md").read_text().splitlines()[2:]}
+    assert len(partial) == 3 and "/6)" in rows["PARA"] and "/3)" in rows["global MLP"]
 
 def test_subsample_spreads_over_the_split():
     assert suite.subsample(list(range(10)), 3) == [0, 4, 9] and suite.subsample(list(range(9)), 5) == [0, 2, 4, 6, 8]

@@ -7,7 +7,8 @@ A suite (configs/suite/<name>.yaml) lists comparisons; each names a protocol (it
 the demos, its test split the rollouts) and methods, each method an experiment config under
 configs/experiment/ plus overrides, optionally initialised from a pretraining experiment run first.
 `key=value` arguments are applied to every experiment (e.g. `train.steps=300`); suite fields are
-set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`). Finished runs are reused (their
+set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.report_only=true` tabulates what has
+finished so far). Finished runs are reused (their
 result.json), so an interrupted suite continues where it stopped. Writes <output_dir>/results.md|csv
 (success with per-seed spread beside the paper's number, and offline errors on held-out demos),
 the paper's plots per comparison, and each run's policy, metrics, videos and overlays.
@@ -59,6 +60,7 @@ class SuiteConfig:
     name: str = "quickstart"
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "outputs/quickstart"
+    report_only: bool = False           # tabulate the runs already finished (listing the missing ones), train nothing
     comparisons: list[ComparisonConfig] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -111,10 +113,14 @@ class Runner:
             finetune(cfg, dataset=self.dataset(cfg))
         return out / "policy"
 
+    def finished(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict | None:
+        path = self.out / comp.name / slug(method.name) / f"seed{seed}" / "result.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def run(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict:
+        if (done := self.finished(comp, method, seed)) is not None:
+            return done
         out = self.out / comp.name / slug(method.name) / f"seed{seed}"
-        if (out / "result.json").exists():
-            return json.loads((out / "result.json").read_text())
         overrides = [f"train.init_from={self.pretrained(method.pretrain, seed)}"] if method.pretrain else []
         cfg = experiment_config(method, comp, seed, out, self.common + overrides)
         protocol = load_protocol(cfg.data.protocol, cfg.data.protocol_overrides)
@@ -195,6 +201,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for comp in suite.comparisons:
         for seed in suite.seeds:
             for method in comp.methods:
+                if suite.report_only:
+                    done = runner.finished(comp, method, seed)
+                    results += [done] if done else []
+                    print(f"[suite] {comp.name}/{method.name} seed {seed}: " + ("finished" if done else "NOT RUN"))
+                    continue
                 results.append(runner.run(comp, method, seed))
                 print(f"[suite] {time.time() - t0:.0f} s so far")
     written = report(suite, results, out)
