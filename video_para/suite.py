@@ -43,7 +43,8 @@ class MethodSpec:
     experiment: str = ""                # configs/experiment/<experiment>.yaml
     overrides: list[str] = field(default_factory=list)
     pretrain: str = ""                  # experiment run first; its policy initialises this one (train.init_from)
-    paper: float | None = None          # the paper's success % (else the protocol's `paper` entry for the head)
+    paper: float | None = None          # the paper's success % (else the protocol's `paper` entry for the head,
+    paper_from_protocol: bool = True    # unless this is false: a variant the protocol's number does not describe)
 
 
 @dataclass
@@ -147,7 +148,9 @@ class Runner:
 
     @staticmethod
     def paper(method: MethodSpec, protocol, cfg: ExperimentConfig):
-        return method.paper if method.paper is not None else protocol.paper.get(cfg.policy.head.type)
+        if method.paper is not None or not method.paper_from_protocol:
+            return method.paper
+        return protocol.paper.get(cfg.policy.head.type)
 
 
 def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
@@ -162,7 +165,8 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             if not runs:
                 continue
             rows.append({"protocol": comp.name, "method": m.name, "successes": sum(r["successes"] for r in runs),
-                         "episodes": sum(r["episodes"] for r in runs), "paper": runs[0]["paper"],
+                         "episodes": sum(r["episodes"] for r in runs),
+                         "paper": runs[0]["paper"] if m.paper_from_protocol else m.paper,
                          "seed_rates": [r["successes"] / max(1, r["episodes"]) for r in runs]})
             off = {k: np.mean([r["offline_test"][k] for r in runs]) for k in runs[0]["offline_test"]}
             offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
