@@ -34,6 +34,7 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     assert all(r["episodes"] == 3 and 0 <= r["offline_test"]["gripper_agreement"] <= 1 for r in results)
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
+    assert f"= 4 runs ({sum(r['seconds'] for r in results):.0f} s)" in md                     # compute time
     assert (out / "lr.png").stat().st_size > 0 and (out / "offline.md").exists()
     assert (out / "lr" / "para" / "seed1" / "videos" / "episode_000.png").exists()
     # a second call reuses finished runs instead of training again
@@ -44,8 +45,23 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     # report_only tabulates what has finished and trains nothing
     (out / "lr" / "global_mlp" / "seed1" / "result.json").unlink()
     partial = suite.main([str(path), *SMALL, "suite.report_only=true"])
-    rows = {line.split("|")[2].strip(): line for line in (out / "results.md").read_text().splitlines()[2:]}
+    rows = {line.split("|")[2].strip(): line for line in (out / "results.md").read_text().splitlines()[2:] if line.startswith("|")}
     assert len(partial) == 3 and "/6)" in rows["PARA"] and "/3)" in rows["global MLP"]
+
+def test_only_runs_the_named_comparisons(tmp_path):
+    path = write_suite(tmp_path)
+    path.write_text(path.read_text() + """  - name: second
+    protocol: left_right
+    protocol_overrides: ["rows=2", "cols=4"]
+    episodes: 1
+    methods: [{name: PARA, experiment: tiny_para}]
+""")
+    results = suite.main([str(path), *SMALL, "suite.only=[second]"])
+    assert [(r["comparison"], r["method"]) for r in results] == [("second", "PARA")]
+    assert not (tmp_path / "out" / "lr").exists()
+    with pytest.raises(ValueError, match=r"only=\['lr2'\] names no comparison"):
+        suite.main([str(path), *SMALL, "suite.only=[lr2]"])
+
 
 def test_subsample_spreads_over_the_split():
     assert suite.subsample(list(range(10)), 3) == [0, 4, 9] and suite.subsample(list(range(9)), 5) == [0, 2, 4, 6, 8]

@@ -62,6 +62,7 @@ class SuiteConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "outputs/quickstart"
     report_only: bool = False           # tabulate the runs already finished (listing the missing ones), train nothing
+    only: list[str] = field(default_factory=list)   # run just these comparisons (e.g. to split a suite across machines)
     comparisons: list[ComparisonConfig] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -70,6 +71,10 @@ class SuiteConfig:
         for c in self.comparisons:
             if not c.methods:
                 raise ValueError(f"suite '{self.name}', comparison '{c.name}': no methods")
+        unknown = set(self.only) - {c.name for c in self.comparisons}
+        if unknown:
+            raise ValueError(f"suite '{self.name}': only={sorted(unknown)} names no comparison "
+                             f"(it has {[c.name for c in self.comparisons]})")
 
 
 def experiment_config(method: MethodSpec, comp: ComparisonConfig, seed: int, out: Path, common: list[str]) -> ExperimentConfig:
@@ -181,8 +186,21 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
                        for m in comp.methods if m.name in per_method}
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
     md, csv_path = success_table(rows, out)
+    with md.open("a") as f:
+        f.write(f"\n{compute_time(suite, results, out)}\n")
     (out / "offline.md").write_text("\n".join(offline) + "\n")
     return [md, csv_path, out / "offline.md", *written]
+
+
+def compute_time(suite: SuiteConfig, results: list[dict], out: Path) -> str:
+    """Wall time the tabulated runs took (each run's training + rollouts + offline metrics), plus the
+    pretraining runs they used; runs reused from earlier invocations count with their own time."""
+    runs = sum(r["seconds"] for r in results)
+    pretrains = [json.loads(p.read_text())["seconds"] for seed in suite.seeds
+                 for p in sorted((out / "pretrain").glob(f"*/seed{seed}/throughput.json"))]
+    total = runs + sum(pretrains)
+    return (f"Compute: {total:.0f} s ({total / 3600:.2f} h) = {len(results)} runs ({runs:.0f} s) + "
+            f"{len(pretrains)} pretraining runs ({sum(pretrains):.0f} s, training only).")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -203,6 +221,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"[suite] {suite.name}: seeds {suite.seeds}, output {out}, overrides {common}")
     runner, results = Runner(suite, common), []
     for comp in suite.comparisons:
+        if suite.only and comp.name not in suite.only:
+            continue
         for seed in suite.seeds:
             for method in comp.methods:
                 if suite.report_only:
