@@ -46,6 +46,11 @@ def test_v3_layout_and_metadata(dataset):
     assert meta["dataset_from_index"] == [0, 5, 11] and meta["dataset_to_index"] == [5, 11, 18]
     assert meta["videos/observation.images.front/from_timestamp"] == [0.0, 0.5, 1.1]
     assert (root / "videos/observation.images.front/chunk-000/file-000.mp4").stat().st_size > 0
+    stats = json.loads((root / "meta/stats.json").read_text())["observation.state"]
+    state = np.concatenate([np.c_[e.ee_pos, e.gripper] for e in eps]).astype(np.float32)
+    assert stats["count"] == [18] and set(stats) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    np.testing.assert_allclose(stats["q50"], np.median(state, 0), rtol=1e-6)
+    np.testing.assert_allclose(stats["q99"], np.percentile(state, 99, axis=0), rtol=1e-6)
 
 
 def test_round_trip(dataset):

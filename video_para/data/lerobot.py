@@ -26,6 +26,7 @@ from .episodes import CameraTrack, Episode, EpisodeError
 from .video import VideoError, VideoFrames, resolve_backend
 
 CHUNK = "chunk-000/file-000"
+STATS_QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)   # the q01 ... q99 entries LeRobot's stats.json carries
 
 
 def _img_key(cam: str) -> str:
@@ -128,7 +129,9 @@ def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot
     pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(tasks, name="task")).to_parquet(
         root / "meta/tasks.parquet")
     stats = {k: {"min": v.min(0).tolist(), "max": v.max(0).tolist(), "mean": v.mean(0).tolist(),
-                 "std": v.std(0).tolist(), "count": [n]} for k, (_, _, v) in cols.items()}
+                 "std": v.std(0).tolist(), "count": [n],
+                 **{f"q{round(q * 100):02d}": np.quantile(v, q, axis=0).tolist() for q in STATS_QUANTILES}}
+             for k, (_, _, v) in cols.items()}
     (root / "meta/stats.json").write_text(json.dumps(stats, indent=2))
     info = {"codebase_version": "v3.0", "robot_type": robot_type, "total_episodes": len(episodes),
             "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from accelerate import PartialState
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
@@ -20,6 +21,11 @@ from .trainer import EVAL_KEY, train, write_run_info
 # parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
 # trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
 # ranges come from this run's data) and point-track pretraining never trains them, so they start fresh.
+def log(message: str) -> None:
+    """Print once under `accelerate launch` (on the main process), as a plain print otherwise."""
+    PartialState().print(message)
+
+
 PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
 
 
@@ -42,7 +48,7 @@ def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
         raise ValueError(f"train.init_from={directory}: {parts} do not match this policy "
                          f"(missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]})")
     policy.load_state_dict(state, strict=False)
-    print(f"[init] {', '.join(parts)} weights from {directory}")
+    log(f"[init] {', '.join(parts)} weights from {directory}")
 
 
 def periodic_eval(cfg: ExperimentConfig) -> Callable[[Policy], dict] | None:
@@ -73,7 +79,7 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
     if dataset is None:
         t0 = time.time()
         dataset = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed, progress=progress)
-        print(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
+        log(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
               f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
     set_seed(cfg.seed)                  # the initial weights depend on the seed only, not on what ran before
@@ -89,6 +95,6 @@ def main(argv: list[str] | None = None, stages: tuple[str, ...] = STAGES, script
     if cfg.train.stage not in stages:
         raise SystemExit(f"{script}.py runs train.stage {' | '.join(stages)}; this experiment has "
                          f"train.stage={cfg.train.stage}")
-    print(f"[{script}] stage {cfg.train.stage}, seed {cfg.seed}, output {cfg.output_dir}")
+    log(f"[{script}] stage {cfg.train.stage}, seed {cfg.seed}, output {cfg.output_dir}")
     finetune(cfg)
-    print(f"[{script}] policy saved to {Path(cfg.output_dir) / 'policy'}")
+    log(f"[{script}] policy saved to {Path(cfg.output_dir) / 'policy'}")
