@@ -38,5 +38,6 @@ def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys):
           "--out", str(tmp_path / "out"), "env.image_height=32", "env.image_width=32"])
     out = capsys.readouterr().out
     assert re.search(r"\| left_right/test \| para \| \d+% \([0-2]/2\) \| 54% \|", out)
+    assert re.search(r"\| left_right/test \| para \| [0-2]/2 \| [0-2]/2 \| [0-2]/2 \| \d\.\d \|", out)  # grasp breakdown
     for name in ("results.md", "results.csv", "success_vs_distance.png", "videos/episode_000.mp4"):
         assert (tmp_path / "out" / name).stat().st_size > 0 and name in out

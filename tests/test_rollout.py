@@ -37,6 +37,7 @@ def test_oracle_rollout_succeeds_and_writes_videos(tmp_path):
     res = rollout(ReplayOracle(env), env, specs_, replan_every=4, max_steps=80, video_dir=tmp_path, n_videos=1)
     assert res.successes == 2 and res.rate == 1.0
     assert all(e.error < 0.05 for e in res.episodes)
+    assert [e.grasps for e in res.episodes] == [1, 1]
     assert (tmp_path / "episode_000.mp4").stat().st_size > 1000 and not (tmp_path / "episode_001.mp4").exists()
     png = imageio.imread(res.episodes[0].overlay)
     assert png.shape == (192, 192, 3) and (png == [255, 255, 0]).all(-1).any()   # 3x upscaled, next-step dot
@@ -51,6 +52,35 @@ def test_failed_prediction_is_a_recorded_failure_not_a_crash():
 
     res = rollout(Broken(), env, [{"bowl_xy": [0.0, 0.0]}], max_steps=10)
     assert res.successes == 0 and "outside the image" in res.episodes[0].failure
+
+
+def test_rollout_counts_grasps():
+    """A plan that lets go right after closing and closes again at the rim grasps twice; one that never
+    closes grasps nothing; an env that cannot tell records None."""
+    env = ENVS.build(TabletopConfig(image_height=32, image_width=32))
+
+    class Regrasp(ReplayOracle):
+        def reset(self):
+            ep, _ = run_expert(ENVS.build(self.env.cfg), self.env.spec, seed=0)
+            close = int(np.argmax(ep.action[:, 3] >= 0.5))          # the step the expert closes at the rim
+            release = ep.action[close] * [1, 1, 1, 0]                # open there, then close again
+            self.plan = np.concatenate([ep.action[:close + 1], [release, ep.action[close]], ep.action[close + 1:]])
+            self.t = 0
+
+    class Hover:
+        def predict(self, *a):
+            return ActionChunk(np.tile([[-0.1, 0.0, 0.2, 0.0]], (12, 1)), None, None)
+
+    class Untracked(type(env)):
+        def holding(self):
+            return None
+
+    scene = [{"bowl_xy": [0.0, 0.2]}]
+    regrasp = rollout(Regrasp(env), env, scene, max_steps=120).episodes[0]
+    assert regrasp.success and regrasp.grasps == 2
+    never = rollout(Hover(), env, scene, max_steps=8).episodes[0]
+    assert never.grasps == 0 and not never.success
+    assert rollout(Hover(), Untracked(env.cfg), scene, max_steps=4).episodes[0].grasps is None
 
 
 def test_protocol_round_trip_and_splits():

@@ -34,6 +34,7 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     assert all(r["episodes"] == 3 and 0 <= r["offline_test"]["gripper_agreement"] <= 1 for r in results)
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
+    assert "| lr | PARA |" in md.split("never grasped")[1]                                  # failure breakdown
     assert f"= 4 runs ({sum(r['seconds'] for r in results):.0f} s)" in md                     # compute time
     assert (out / "lr.png").stat().st_size > 0 and (out / "offline.md").exists()
     assert (out / "lr" / "para" / "seed1" / "videos" / "episode_000.png").exists()
@@ -45,7 +46,8 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     # report_only tabulates what has finished and trains nothing
     (out / "lr" / "global_mlp" / "seed1" / "result.json").unlink()
     partial = suite.main([str(path), *SMALL, "suite.report_only=true"])
-    rows = {line.split("|")[2].strip(): line for line in (out / "results.md").read_text().splitlines()[2:] if line.startswith("|")}
+    table = (out / "results.md").read_text().split("\n\n")[0]                               # the success table
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
     assert len(partial) == 3 and "/6)" in rows["PARA"] and "/3)" in rows["global MLP"]
 
 def test_only_runs_the_named_comparisons(tmp_path):

@@ -31,7 +31,7 @@ from .envs import ENVS
 from .envs.expert import generate_demos
 from .eval.offline import offline_metrics
 from .eval.protocols import load_protocol, specs
-from .eval.report import plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
+from .eval.report import grasp_table, plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
 from .eval.rollout import EpisodeResult, RolloutResult, rollout
 from .training.cli import finetune
 from .training.config import ExperimentConfig
@@ -160,7 +160,7 @@ class Runner:
 
 def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
     """Combined table (seeds pooled, spread across seeds), offline errors, and the paper's plots."""
-    rows, written = [], []
+    rows, written, grasping = [], [], []
     offline = ["| comparison | method | test pixel error (px) | test height error (cm) | test gripper agreement |",
                "|---|---|---|---|---|"]
     for comp in suite.comparisons:
@@ -177,6 +177,7 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
                            f"| {off['gripper_agreement']:.2f} |")
             per_method[m.name] = RolloutResult([EpisodeResult(**e) for e in runs[0]["rollouts"]])
+            grasping.append((comp.name, m.name, [EpisodeResult(**e) for r in runs for e in r["rollouts"]]))
         if per_method:
             protocol = load_protocol(comp.protocol, comp.protocol_overrides)
             train = specs(protocol, "train")
@@ -187,6 +188,7 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
     md, csv_path = success_table(rows, out)
     with md.open("a") as f:
+        f.write(grasp_table(grasping))
         f.write(f"\n{compute_time(suite, results, out)}\n")
     (out / "offline.md").write_text("\n".join(offline) + "\n")
     return [md, csv_path, out / "offline.md", *written]

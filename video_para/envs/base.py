@@ -6,6 +6,7 @@
     obs = env.step(target_xyz, gripper)       # teleport servo: the EE reaches the world target
                                               #   before the next observation; gripper in [0, 1]
     env.success() -> bool
+    env.holding() -> bool | None              # the object is in the gripper (None: not tracked)
     env.expert_waypoints(rng)                 # the scripted expert's plan for the current scene
     env.close()
 
@@ -60,6 +61,11 @@ class Env(ABC):
 
     @abstractmethod
     def success(self) -> bool: ...
+
+    def holding(self) -> bool | None:
+        """Whether the task's object is in the gripper now; rollouts count grasps with it to tell
+        "never grasped" from "grasped, then dropped or misplaced". None when the env cannot tell."""
+        return None
 
     def close(self) -> None:
         pass

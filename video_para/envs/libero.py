@@ -144,6 +144,9 @@ class LiberoEnv(Env):
     def success(self) -> bool:
         return self.sim.success()
 
+    def holding(self) -> bool:
+        return self.held
+
     def bowl_plate_error(self) -> float:
         return float(np.linalg.norm(self.sim.body_pos(self.cfg.bowl)[:2] - self.sim.body_pos(self.cfg.plate)[:2]))
 

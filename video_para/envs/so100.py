@@ -143,6 +143,9 @@ class SO100SimEnv(Env):
         self.send_action(command_to_action(cmd, self.grip))
         return self.observe()
 
+    def holding(self) -> bool:
+        return self.held is not None
+
     def success(self) -> bool:
         return self.held is None and self.target_error() <= self.cfg.target_radius
 

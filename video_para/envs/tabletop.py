@@ -108,6 +108,9 @@ class TabletopEnv(Env):
                 (np.array([*plate, lift]), 1.0), (np.array([*plate, c.support_z + 0.07]), 1.0),
                 (np.array([*plate, c.support_z + 0.07]), 0.0), (np.array([*plate, lift]), 0.0)]
 
+    def holding(self) -> bool:
+        return self.held is not None
+
     def success(self) -> bool:
         c = self.cfg
         return (self.held is None and self.bowl[2] > c.support_z

@@ -11,7 +11,7 @@ from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..models.policy import Policy
 from .protocols import load_protocol, specs
-from .report import plot_success_vs_distance, plot_viewpoints, success_table
+from .report import grasp_table, plot_success_vs_distance, plot_viewpoints, success_table
 from .rollout import rollout
 
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     md, csv_path = success_table([{"protocol": f"{protocol.name}/{a.split}", "method": head,
                                    "successes": res.successes, "episodes": len(scenes),
                                    "paper": protocol.paper.get(head)}], out)
+    with md.open("a") as f:
+        f.write(grasp_table([(f"{protocol.name}/{a.split}", head, res.episodes)]))
     written = [md, csv_path]
     train = specs(protocol, "train")
     if len(protocol.thetas) > 1:

@@ -49,6 +49,23 @@ def success_table(rows: list[dict], out_dir: Path, name: str = "results") -> tup
     return out_dir / f"{name}.md", out_dir / f"{name}.csv"
 
 
+def grasp_table(groups: list[tuple[str, str, list]]) -> str:
+    """(protocol, method, EpisodeResults) -> markdown telling "never grasped" failures from "grasped,
+    then dropped or misplaced" ones; "" when the env did not track grasping."""
+    rows = []
+    for protocol, method, episodes in groups:
+        tracked = [e for e in episodes if e.grasps is not None]
+        if tracked:
+            n, ok = len(tracked), sum(e.success for e in tracked)
+            never = sum(not e.success and e.grasps == 0 for e in tracked)
+            rows.append(f"| {protocol} | {method} | {ok}/{n} | {never}/{n} | {n - ok - never}/{n} | "
+                        f"{np.mean([e.grasps for e in tracked]):.1f} |\n")
+    if not rows:
+        return ""
+    return ("\nFailures by what the rollout reached:\n\n| protocol | method | success | failed, never grasped | "
+            "failed after grasping | grasps per episode |\n|---|---|---|---|---|---|\n" + "".join(rows))
+
+
 def plot_success_vs_distance(results: dict, train_specs: list[dict], path: Path, bins: int = 4) -> Path:
     """Success rate against the bowl's distance (m) from the nearest training position, per method."""
     import matplotlib

@@ -24,6 +24,7 @@ class EpisodeResult:
     steps: int
     error: float = float("nan")          # final bowl-to-plate distance (m), when the env reports it
     failure: str = ""                    # why a prediction could not be executed
+    grasps: int | None = None            # times the object went into the gripper (None: the env cannot tell)
     video: str = ""
     overlay: str = ""                    # PNG of the first prediction's heatmaps and targets
 
@@ -51,6 +52,8 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_step
         if hasattr(policy, "reset"):
             policy.reset()
         frames, steps, failure = [], 0, ""
+        holding = env.holding()
+        grasps = None if holding is None else int(holding)
         record = video_dir is not None and i < n_videos
         while steps < max_steps and not env.success():
             try:
@@ -63,9 +66,14 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_step
                     frames.append(overlay(obs.images[cam_name], chunk.pixels, chunk.heatmaps))
                 obs = env.step(action[:3], float(action[3]))
                 steps += 1
+                now = env.holding()
+                if grasps is not None:
+                    grasps += int(now and not holding)
+                    holding = now
                 if env.success() or steps >= max_steps:
                     break
-        ep = EpisodeResult(spec, env.success(), steps, getattr(env, "bowl_plate_error", lambda: float("nan"))(), failure)
+        ep = EpisodeResult(spec, env.success(), steps, getattr(env, "bowl_plate_error", lambda: float("nan"))(), failure,
+                           grasps)
         if record and frames:
             frames.append(overlay(obs.images[cam_name], None, None))
             video_dir.mkdir(parents=True, exist_ok=True)
