@@ -27,6 +27,9 @@ def log(message: str) -> None:
 
 
 PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
+# config fields that say how a part is trained, not what it is: a frozen ablation or other loss
+# weights may start from the same pretrained weights
+TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight", "bin_jitter_px"}
 
 
 def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
@@ -39,8 +42,11 @@ def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
     source = json.loads(meta_path.read_text())["policy"]
     ours = to_dict(policy.config)
     for part, key in (("backbone", "backbone"), ("heatmap", "head")):
-        if part in parts and source[key] != ours[key]:
-            raise ValueError(f"train.init_from={directory}: its {key} config {source[key]} differs from this run's {ours[key]}")
+        theirs, mine = ({k: v for k, v in cfg[key].items() if k not in TRAINING_ONLY} for cfg in (source, ours))
+        if part in parts and theirs != mine:
+            diff = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
+            raise ValueError(f"train.init_from={directory}: its {key} differs from this run's in {diff} "
+                             f"({ {k: theirs.get(k) for k in diff} } vs { {k: mine.get(k) for k in diff} })")
     prefixes = tuple(pre for part in parts for pre in PARTS[part])
     state = {k: v for k, v in load_file(weights).items() if k.startswith(prefixes)}
     expected = {k for k in policy.state_dict() if k.startswith(prefixes)}
