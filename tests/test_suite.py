@@ -35,7 +35,7 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
     assert "| lr | PARA |" in md.split("never grasped")[1]                                  # failure breakdown
-    assert f"= 4 runs ({sum(r['seconds'] for r in results):.0f} s)" in md                     # compute time
+    assert f"runs: 4 ({sum(r['seconds'] for r in results):.0f} s)" in md                     # compute time
     assert (out / "lr.png").stat().st_size > 0 and (out / "offline.md").exists()
     assert (out / "lr" / "para" / "seed1" / "videos" / "episode_000.png").exists()
     # a second call reuses finished runs instead of training again

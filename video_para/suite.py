@@ -201,8 +201,8 @@ def compute_time(suite: SuiteConfig, results: list[dict], out: Path) -> str:
     pretrains = [json.loads(p.read_text())["seconds"] for seed in suite.seeds
                  for p in sorted((out / "pretrain").glob(f"*/seed{seed}/throughput.json"))]
     total = runs + sum(pretrains)
-    return (f"Compute: {total:.0f} s ({total / 3600:.2f} h) = {len(results)} runs ({runs:.0f} s) + "
-            f"{len(pretrains)} pretraining runs ({sum(pretrains):.0f} s, training only).")
+    return (f"Compute: {total:.0f} s ({total / 3600:.2f} h); runs: {len(results)} ({runs:.0f} s); "
+            f"pretraining runs: {len(pretrains)} ({sum(pretrains):.0f} s, training only).")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

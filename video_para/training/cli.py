@@ -29,7 +29,7 @@ def log(message: str) -> None:
 PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
 # config fields that say how a part is trained, not what it is: a frozen ablation or other loss
 # weights may start from the same pretrained weights
-TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight", "bin_jitter_px"}
+TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight"}
 
 
 def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
