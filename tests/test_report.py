@@ -41,3 +41,25 @@ def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys):
     assert re.search(r"\| left_right/test \| para \| [0-2]/2 \| [0-2]/2 \| [0-2]/2 \| \d\.\d \|", out)  # grasp breakdown
     for name in ("results.md", "results.csv", "success_vs_distance.png", "videos/episode_000.mp4"):
         assert (tmp_path / "out" / name).stat().st_size > 0 and name in out
+
+
+def test_eval_cli_takes_env_protocol_and_replanning_from_the_run(tmp_path, capsys):
+    """A policy saved by a run is evaluated the way the run evaluates it, unless flags say otherwise."""
+    import torch
+
+    from video_para.config import load_config, to_yaml
+    from video_para.eval.cli import main
+    from video_para.models import Policy, Stats
+    from video_para.training.config import ExperimentConfig
+    torch.manual_seed(0)
+    size = [f"{part}.image_{side}=32" for part in ("policy", "env") for side in ("height", "width")]
+    run = load_config(ExperimentConfig, ["experiment=tiny_para", "data.protocol_overrides=[rows=2,cols=6]", "seed=3",
+                                         "eval.replan_every=5", "eval.max_steps=7", *size])
+    Policy(run.policy, Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)).save_pretrained(tmp_path / "policy")
+    (tmp_path / "config.yaml").write_text(to_yaml(run))
+    main(["--policy", str(tmp_path / "policy"), "--videos", "0", "--out", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert "left_right/test (tabletop env): 6 episodes, re-plan every 5 steps, at most 7 steps, seed 3" in out
+    main(["--policy", str(tmp_path / "policy"), "--videos", "0", "--out", str(tmp_path / "b"), "--replan-every", "2",
+          "--protocol-override", "cols=4", "--seed", "0"])
+    assert "4 episodes, re-plan every 2 steps, at most 7 steps, seed 0" in capsys.readouterr().out

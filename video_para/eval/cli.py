@@ -1,5 +1,10 @@
-"""`python eval.py --policy DIR --protocol NAME [...] [env.key=value ...]`: roll a saved policy out
-on a protocol's test (or train) scenes and write a report."""
+"""`python eval.py --policy DIR [--protocol NAME ...] [env.key=value ...]`: roll a saved policy out
+on a protocol's test (or train) scenes and write a report.
+
+A policy saved by a training run (DIR = <run>/policy) is evaluated as that run evaluates it: env,
+protocol, re-planning interval and episode length come from <run>/config.yaml unless given here, so
+eval.py reproduces the run's own numbers (a LIBERO policy gets the LIBERO env, a policy trained to
+execute whole chunks is not re-planned every 4 steps)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +15,7 @@ from ..config import load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..models.policy import Policy
+from ..training.config import ExperimentConfig
 from .protocols import load_protocol, specs
 from .report import grasp_table, plot_success_vs_distance, plot_viewpoints, success_table
 from .rollout import rollout
@@ -23,24 +29,37 @@ class EnvOnly:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="eval.py", description=__doc__)
     ap.add_argument("--policy", required=True, help="directory written by Policy.save_pretrained")
-    ap.add_argument("--protocol", default="left_right", help="configs/protocol/<name>.yaml or a YAML path")
-    ap.add_argument("--protocol-override", action="append", default=[], help="e.g. rows=8 (repeatable)")
+    ap.add_argument("--protocol", help="configs/protocol/<name>.yaml or a YAML path (default: the run's data.protocol, "
+                                       "else left_right)")
+    ap.add_argument("--protocol-override", action="append", default=[],
+                    help="e.g. rows=8 (repeatable; added to the run's own overrides when --protocol is not given)")
     ap.add_argument("--split", default="test", choices=["train", "test"])
     ap.add_argument("--episodes", type=int, default=0, help="0: every scene of the split")
-    ap.add_argument("--replan-every", type=int, default=4)
-    ap.add_argument("--max-steps", type=int, default=80)
+    ap.add_argument("--replan-every", type=int, help="default: the run's eval.replan_every, else 4")
+    ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
     ap.add_argument("--videos", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
     ap.add_argument("--out", default="outputs/eval")
     ap.add_argument("overrides", nargs="*", help="env.key=value")
     a = ap.parse_args(argv)
-    env_cfg = load_config(EnvOnly, a.overrides).env
+    run_yaml = Path(a.policy).parent / "config.yaml"
+    if run_yaml.exists():
+        run = load_config(ExperimentConfig, [f"config={run_yaml}", *a.overrides])
+        env_cfg, replan, max_steps, seed = run.env, run.eval.replan_every, run.eval.max_steps, run.seed
+        name, overrides = (a.protocol, []) if a.protocol else (run.data.protocol, list(run.data.protocol_overrides))
+        print(f"[eval] settings from {run_yaml} (flags override them)")
+    else:
+        env_cfg, replan, max_steps, seed = load_config(EnvOnly, a.overrides).env, 4, 80, 0
+        name, overrides = a.protocol or "left_right", []
+    replan, max_steps = a.replan_every or replan, a.max_steps or max_steps
+    seed = seed if a.seed is None else a.seed
     policy = Policy.from_pretrained(a.policy)
-    protocol = load_protocol(a.protocol, a.protocol_override)
+    protocol = load_protocol(name, [*overrides, *a.protocol_override])
     scenes = specs(protocol, a.split)[: a.episodes or None]
     out = Path(a.out)
-    print(f"[eval] {a.policy} on {protocol.name}/{a.split}: {len(scenes)} episodes, seed {a.seed}")
-    res = rollout(policy, ENVS.build(env_cfg), scenes, a.replan_every, a.max_steps, seed=a.seed,
+    print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
+          f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}")
+    res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)
     head = policy.config.head.type
     md, csv_path = success_table([{"protocol": f"{protocol.name}/{a.split}", "method": head,
