@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     head = policy.config.head.type
     md, csv_path = success_table([{"protocol": f"{protocol.name}/{a.split}", "method": head,
                                    "successes": res.successes, "episodes": len(scenes),
-                                   "paper": protocol.paper.get(head)}], out)
+                                   "paper": protocol.paper.get(head) if a.split == "test" else None}], out)
     with md.open("a") as f:
         f.write(grasp_table([(f"{protocol.name}/{a.split}", head, res.episodes)]))
     written = [md, csv_path]
