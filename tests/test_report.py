@@ -63,3 +63,14 @@ def test_eval_cli_takes_env_protocol_and_replanning_from_the_run(tmp_path, capsy
     main(["--policy", str(tmp_path / "policy"), "--videos", "0", "--out", str(tmp_path / "b"), "--replan-every", "2",
           "--protocol-override", "cols=4", "--seed", "0"])
     assert "4 episodes, re-plan every 2 steps, at most 7 steps, seed 0" in capsys.readouterr().out
+
+
+def test_loss_curves_skip_a_damaged_log_and_name_it(tmp_path, capsys):
+    from video_para.eval.report import plot_loss_curves
+    good, zeros = tmp_path / "good.csv", tmp_path / "zeros.csv"
+    good.write_text("step,loss\n1,2.0\n2,1.5\n")
+    zeros.write_bytes(b"\0" * 64)                     # what a crash before the write reached the disk leaves
+    path = plot_loss_curves({"PARA": good, "MLP": zeros, "SVD": tmp_path / "missing.csv"}, tmp_path / "loss.png")
+    assert path.stat().st_size > 0
+    out = capsys.readouterr().out
+    assert f"no loss curve for MLP: {zeros}" in out and "no loss curve for SVD" in out and "PARA" not in out

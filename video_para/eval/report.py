@@ -99,9 +99,16 @@ def plot_loss_curves(metrics: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for method, csv_path in metrics.items():
-        with open(csv_path) as f:
-            rows = list(csv.DictReader(f))
-        ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=method)
+        try:
+            with open(csv_path) as f:
+                rows = list(csv.DictReader(f))
+            if not rows:
+                raise ValueError("no logged steps")
+            steps, losses = [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
+        except (OSError, KeyError, ValueError, TypeError) as e:   # a lost or damaged log costs its curve, not the report
+            print(f"[report] no loss curve for {method}: {csv_path} is unreadable ({type(e).__name__}: {e})")
+            continue
+        ax.plot(steps, losses, label=method)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
