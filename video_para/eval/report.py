@@ -105,7 +105,8 @@ def plot_loss_curves(metrics: dict, path: Path) -> Path:
             if not rows:
                 raise ValueError("no logged steps")
             steps, losses = [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
-        except (OSError, csv.Error, KeyError, ValueError, TypeError) as e:   # a lost or damaged log costs its curve, not the report
+        except (OSError, csv.Error, KeyError, ValueError, TypeError) as e:
+            # a lost or damaged log costs its curve, not the report
             print(f"[report] no loss curve for {method}: {csv_path} is unreadable ({type(e).__name__}: {e})")
             continue
         ax.plot(steps, losses, label=method)
