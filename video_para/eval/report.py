@@ -62,7 +62,7 @@ def grasp_table(groups: list[tuple[str, str, list]]) -> str:
                         f"{np.mean([e.grasps for e in tracked]):.1f} |\n")
     if not rows:
         return ""
-    return ("\nFailures by what the rollout reached:\n\n| protocol | method | success | failed, never grasped | "
+    return ("\nFailures by what the rollout reached (runs that recorded grasps):\n\n| protocol | method | success | failed, never grasped | "
             "failed after grasping | grasps per episode |\n|---|---|---|---|---|---|\n" + "".join(rows))
 
 
