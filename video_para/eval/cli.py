@@ -2,7 +2,7 @@
 on a protocol's test (or train) scenes and write a report.
 
 A policy saved by a training run (DIR = <run>/policy) is evaluated as that run evaluates it: env,
-protocol, re-planning interval and episode length come from <run>/config.yaml unless given here, so
+protocol, re-planning interval, episode length and seed come from <run>/config.yaml unless given here, so
 eval.py reproduces the run's own numbers (a LIBERO policy gets the LIBERO env, a policy trained to
 execute whole chunks is not re-planned every 4 steps)."""
 from __future__ import annotations
