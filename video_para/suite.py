@@ -89,6 +89,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def run_dir(out: Path, comparison: str, method: str, seed: int) -> Path:
+    """Where one method's run of one comparison and seed lives: <out>/<comparison>/<slug(method)>/seed<k>."""
+    return out / comparison / slug(method) / f"seed{seed}"
+
+
+def pretrain_dir(out: Path, experiment: str, seed: int) -> Path:
+    """Where a pretraining run shared by the methods that start from it lives."""
+    return out / "pretrain" / experiment / f"seed{seed}"
+
+
 def subsample(items: list, n: int) -> list:
     """n items spread evenly over the list (every cell and viewpoint represented), all when n is 0."""
     if not n or n >= len(items):
@@ -112,7 +122,7 @@ class Runner:
         return self._data
 
     def pretrained(self, experiment: str, seed: int) -> Path:
-        out = self.out / "pretrain" / experiment / f"seed{seed}"
+        out = pretrain_dir(self.out, experiment, seed)
         if not (out / "policy" / "model.safetensors").exists():
             cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"seed={seed}", f"output_dir={out}"])
             print(f"[suite] pretraining {experiment} (seed {seed}) -> {out}")
@@ -120,13 +130,13 @@ class Runner:
         return out / "policy"
 
     def finished(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict | None:
-        path = self.out / comp.name / slug(method.name) / f"seed{seed}" / "result.json"
+        path = run_dir(self.out, comp.name, method.name, seed) / "result.json"
         return json.loads(path.read_text()) if path.exists() else None
 
     def run(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict:
         if (done := self.finished(comp, method, seed)) is not None:
             return done
-        out = self.out / comp.name / slug(method.name) / f"seed{seed}"
+        out = run_dir(self.out, comp.name, method.name, seed)
         overrides = [f"train.init_from={self.pretrained(method.pretrain, seed)}"] if method.pretrain else []
         cfg = experiment_config(method, comp, seed, out, self.common + overrides)
         protocol = load_protocol(cfg.data.protocol, cfg.data.protocol_overrides)
@@ -176,14 +186,15 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             off = {k: np.mean([r["offline_test"][k] for r in runs]) for k in runs[0]["offline_test"]}
             offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
                            f"| {off['gripper_agreement']:.2f} |")
-            per_method[m.name] = RolloutResult([EpisodeResult(**e) for e in runs[0]["rollouts"]])
-            grasping.append((comp.name, m.name, [EpisodeResult(**e) for r in runs for e in r["rollouts"]]))
+            per_seed = [[EpisodeResult(**e) for e in r["rollouts"]] for r in runs]
+            per_method[m.name] = RolloutResult(per_seed[0])
+            grasping.append((comp.name, m.name, [e for episodes in per_seed for e in episodes]))
         if per_method:
             protocol = load_protocol(comp.protocol, comp.protocol_overrides)
             train = specs(protocol, "train")
             plot = plot_viewpoints if len(protocol.thetas) > 1 else plot_success_vs_distance
             written.append(plot(per_method, train, out / f"{comp.name}.png"))
-            metrics = {m.name: out / comp.name / slug(m.name) / f"seed{suite.seeds[0]}" / "metrics.csv"
+            metrics = {m.name: run_dir(out, comp.name, m.name, suite.seeds[0]) / "metrics.csv"
                        for m in comp.methods if m.name in per_method}
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
     md, csv_path = success_table(rows, out)
@@ -198,8 +209,10 @@ def compute_time(suite: SuiteConfig, results: list[dict], out: Path) -> str:
     """Wall time the tabulated runs took (each run's training + rollouts + offline metrics), plus the
     pretraining runs they used; runs reused from earlier invocations count with their own time."""
     runs = sum(r["seconds"] for r in results)
-    pretrains = [json.loads(p.read_text())["seconds"] for seed in suite.seeds
-                 for p in sorted((out / "pretrain").glob(f"*/seed{seed}/throughput.json"))]
+    used = sorted({(m.pretrain, r["seed"]) for c in suite.comparisons for m in c.methods for r in results
+                   if m.pretrain and (r["comparison"], r["method"]) == (c.name, m.name)})
+    pretrains = [json.loads(p.read_text())["seconds"] for exp, seed in used
+                 if (p := pretrain_dir(out, exp, seed) / "throughput.json").exists()]
     total = runs + sum(pretrains)
     return (f"Compute: {total:.0f} s ({total / 3600:.2f} h); runs: {len(results)} ({runs:.0f} s); "
             f"pretraining runs: {len(pretrains)} ({sum(pretrains):.0f} s, training only).")

@@ -62,8 +62,9 @@ def grasp_table(groups: list[tuple[str, str, list]]) -> str:
                         f"{np.mean([e.grasps for e in tracked]):.1f} |\n")
     if not rows:
         return ""
-    return ("\nFailures by what the rollout reached (runs that recorded grasps):\n\n| protocol | method | success | failed, never grasped | "
-            "failed after grasping | grasps per episode |\n|---|---|---|---|---|---|\n" + "".join(rows))
+    return ("\nFailures by what the rollout reached (runs that recorded grasps):\n\n"
+            "| protocol | method | success | failed, never grasped | failed after grasping | grasps per episode |\n"
+            "|---|---|---|---|---|---|\n" + "".join(rows))
 
 
 def plot_success_vs_distance(results: dict, train_specs: list[dict], path: Path, bins: int = 4) -> Path:

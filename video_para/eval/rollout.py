@@ -66,8 +66,8 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_step
                     frames.append(overlay(obs.images[cam_name], chunk.pixels, chunk.heatmaps))
                 obs = env.step(action[:3], float(action[3]))
                 steps += 1
-                now = env.holding()
                 if grasps is not None:
+                    now = env.holding()
                     grasps += int(now and not holding)
                     holding = now
                 if env.success() or steps >= max_steps:

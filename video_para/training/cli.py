@@ -18,14 +18,14 @@ from .config import STAGES, ExperimentConfig
 from .trainer import EVAL_KEY, train, write_run_info
 
 
-# parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
-# trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
-# ranges come from this run's data) and point-track pretraining never trains them, so they start fresh.
 def log(message: str) -> None:
     """Print once under `accelerate launch` (on the main process), as a plain print otherwise."""
     PartialState().print(message)
 
 
+# parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
+# trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
+# ranges come from this run's data) and point-track pretraining never trains them, so they start fresh.
 PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
 # config fields that say how a part is trained, not what it is: a frozen ablation or other loss
 # weights may start from the same pretrained weights
@@ -42,8 +42,10 @@ def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
     source = json.loads(meta_path.read_text())["policy"]
     ours = to_dict(policy.config)
     for part, key in (("backbone", "backbone"), ("heatmap", "head")):
+        if part not in parts:
+            continue
         theirs, mine = ({k: v for k, v in cfg[key].items() if k not in TRAINING_ONLY} for cfg in (source, ours))
-        if part in parts and theirs != mine:
+        if theirs != mine:
             diff = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
             raise ValueError(f"train.init_from={directory}: its {key} differs from this run's in {diff} "
                              f"({ {k: theirs.get(k) for k in diff} } vs { {k: mine.get(k) for k in diff} })")
