@@ -35,7 +35,7 @@ def test_nan_loss_stops_naming_step_and_term(tmp_path):
     with torch.no_grad():
         policy.head.height.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="step 0: loss term 'height'"):
-        train(policy, ds, cfg.train, tmp_path, progress=False)
+        train(policy, ds, cfg, progress=False)
     assert not (tmp_path / "policy").exists()
 
 

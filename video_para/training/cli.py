@@ -7,21 +7,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from accelerate import PartialState
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
 from ..config import load_config, to_dict
 from ..data.sources import build_dataset
 from ..models.policy import Policy
+from .checkpoint import checkpoints, config_diff
 from .config import STAGES, ExperimentConfig
-from .trainer import EVAL_KEY, train, write_run_info
-
-
-def log(message: str) -> None:
-    """Print once under `accelerate launch` (on the main process), as a plain print otherwise."""
-    PartialState().print(message)
-
+from .trainer import EVAL_KEY, build_accelerator, train, write_run_info
 
 # parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
 # trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
@@ -29,7 +23,8 @@ def log(message: str) -> None:
 PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
 # config fields that say how a part is trained, not what it is: a frozen ablation or other loss
 # weights may start from the same pretrained weights
-TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight"}
+TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight", "feature_sigma", "aux_loss",
+                 "p_mean", "p_std", "ae_kl_weight", "gradient_checkpointing"}
 
 
 def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
@@ -56,7 +51,6 @@ def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
         raise ValueError(f"train.init_from={directory}: {parts} do not match this policy "
                          f"(missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]})")
     policy.load_state_dict(state, strict=False)
-    log(f"[init] {', '.join(parts)} weights from {directory}")
 
 
 def periodic_eval(cfg: ExperimentConfig) -> Callable[[Policy], dict] | None:
@@ -83,19 +77,50 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
     """Train the experiment's policy; `dataset` may be passed in to share demos between runs."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_run_info(cfg, out)
+    accelerator = build_accelerator(cfg.train, out)     # first: every message below prints once
+    log = accelerator.print
+    log(f"[{cfg.train.stage}] seed {cfg.seed}, output {out}, {accelerator.num_processes} process(es) x "
+        f"batch {cfg.train.batch_size}, mixed precision {accelerator.mixed_precision}")
+    if cfg.train.resume and (found := checkpoints(out)):
+        check_resume_config(found[0], cfg, log)
+    write_run_info(cfg, out, accelerator)
     if dataset is None:
         t0 = time.time()
-        dataset = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed, progress=progress)
+        dataset = build_dataset(cfg.data, cfg.env, cfg.policy.n_window, seed=cfg.seed,
+                                progress=progress and accelerator.is_main_process)
         log(f"[data] {len(dataset.episodes)} demos, {len(dataset)} windows ({dataset.dropped} dropped) "
-              f"in {time.time() - t0:.1f} s")
+            f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
     set_seed(cfg.seed)                  # the initial weights depend on the seed only, not on what ran before
     policy = Policy(cfg.policy, stats)
     if cfg.train.init_from:
         init_from(policy, Path(cfg.train.init_from), cfg.train.init_parts)
-    return train(policy, dataset, cfg.train, out, seed=cfg.seed, progress=progress,
-                 evaluate=periodic_eval(cfg), every=cfg.eval.every)
+        log(f"[init] {', '.join(cfg.train.init_parts)} weights from {cfg.train.init_from}")
+    policy = train(policy, dataset, cfg, accelerator, progress=progress, evaluate=periodic_eval(cfg))
+    log(f"[{cfg.train.stage}] policy saved to {out / 'policy'}")
+    return policy
+
+
+def check_resume_config(checkpoint: Path, cfg: ExperimentConfig, log: Callable[[str], None]) -> None:
+    """A resume continues the same run: a changed config is refused unless train.resume_override."""
+    diff = config_diff(checkpoint, to_dict(cfg))
+    if not diff:
+        return
+    changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+    if not cfg.train.resume_override:
+        raise SystemExit(f"train.resume: this run's config differs from {checkpoint / 'config.yaml'} in {changes}. "
+                         "Resume with the same config, or add train.resume_override=true to continue anyway")
+    log(f"[resume] train.resume_override: continuing {checkpoint} with {changes}")
+
+
+def check_output_dir(cfg: ExperimentConfig) -> None:
+    """A used output_dir is refused without train.resume: its policy, metrics and checkpoints would mix
+    with this run's (and a later resume would continue the other run's state)."""
+    out = Path(cfg.output_dir)
+    used = [name for name in ("policy", "metrics.csv", "checkpoints") if (out / name).exists()]
+    if used and not cfg.train.resume:
+        raise SystemExit(f"output_dir={out} holds another run ({', '.join(used)}): choose a new output_dir, "
+                         "delete it, or continue it with train.resume=true")
 
 
 def main(argv: list[str] | None = None, stages: tuple[str, ...] = STAGES, script: str = "finetune") -> None:
@@ -103,6 +128,5 @@ def main(argv: list[str] | None = None, stages: tuple[str, ...] = STAGES, script
     if cfg.train.stage not in stages:
         raise SystemExit(f"{script}.py runs train.stage {' | '.join(stages)}; this experiment has "
                          f"train.stage={cfg.train.stage}")
-    log(f"[{script}] stage {cfg.train.stage}, seed {cfg.seed}, output {cfg.output_dir}")
+    check_output_dir(cfg)
     finetune(cfg)
-    log(f"[{script}] policy saved to {Path(cfg.output_dir) / 'policy'}")

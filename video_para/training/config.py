@@ -30,19 +30,25 @@ class TrainConfig:
     weight_decay_head: float = 1e-4
     warmup_steps: int = 50
     grad_clip: float = 1.0
-    mixed_precision: str = "no"         # no | fp16 | bf16
+    mixed_precision: str = ""           # no | fp16 | bf16 | "": the launcher's (accelerate launch flag or
+                                        # config file; "no" without one)
     num_workers: int = 0
     log_every: int = 25
     save_every: int = 0                 # checkpoint every N steps (0: only the final policy)
-    resume: bool = False                # continue from output_dir/checkpoints/last when it exists
+    resume: bool = False                # continue from output_dir/checkpoints/last when it exists (the
+                                        # config must match the checkpoint's config.yaml) ...
+    resume_override: bool = False       # ... unless this is set: continue with the changed config
     ema_decay: float = 0.0              # > 0: EMA of the trained parameters (diffusers EMAModel), exported
     log_with: list[str] = field(default_factory=lambda: ["csv"])   # + tensorboard | wandb (CSV always)
 
     def validate(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"train.stage must be one of {STAGES}, got '{self.stage}'")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"train.mixed_precision must be no|fp16|bf16, got '{self.mixed_precision}'")
+        if self.mixed_precision == "False":         # YAML reads a bare `no` (train.mixed_precision=no) as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("", "no", "fp16", "bf16"):
+            raise ValueError(f"train.mixed_precision must be no|fp16|bf16 or empty (the launcher's), "
+                             f"got '{self.mixed_precision}'")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("train.steps, train.batch_size and train.grad_accum must be positive")
         if not 0.0 <= self.ema_decay < 1.0:

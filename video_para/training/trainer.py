@@ -2,6 +2,7 @@
 evaluation — one loop for every stage (finetune | diffusion | pointtrack)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -14,7 +15,7 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -22,7 +23,8 @@ from tqdm import tqdm
 from ..config import to_yaml
 from ..models.policy import Policy
 from .sampler import ResumableBatchSampler
-from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (DamagedCheckpoint, TrainerState, checkpoints, load_checkpoint, remove_stale,
+                         save_checkpoint)
 from .config import ExperimentConfig, TrainConfig
 from .metrics import MetricsLog, trackers
 
@@ -35,8 +37,11 @@ def warmup_cosine(warmup: int, total: int):
     return factor
 
 
-def write_run_info(cfg: ExperimentConfig, out: Path) -> None:
-    """Everything needed to reproduce the run, beside its outputs (STYLE.md habit 4)."""
+def write_run_info(cfg: ExperimentConfig, out: Path, accelerator: Accelerator) -> None:
+    """Everything needed to reproduce the run, beside its outputs (STYLE.md habit 4); main process only.
+    `accelerate` says how it ran: processes, precision and the global batch they make."""
+    if not accelerator.is_main_process:
+        return
     import accelerate
     import diffusers
     import numpy
@@ -49,6 +54,9 @@ def write_run_info(cfg: ExperimentConfig, out: Path) -> None:
     (out / "config.yaml").write_text(to_yaml(cfg))
     (out / "run.json").write_text(json.dumps({
         "seed": cfg.seed, "git_commit": commit, "python": platform.python_version(),
+        "accelerate": {"distributed_type": str(accelerator.distributed_type), "num_processes": accelerator.num_processes,
+                       "mixed_precision": accelerator.mixed_precision, "batch_per_process": cfg.train.batch_size,
+                       "global_batch": cfg.train.batch_size * accelerator.num_processes},
         "versions": {m.__name__: m.__version__ for m in (torch, numpy, diffusers, transformers, accelerate)}},
         indent=2))
 
@@ -67,66 +75,85 @@ def ema_weights(ema, params: list):
         ema.restore(params)
 
 
-def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, progress: bool = True,
-          evaluate: Callable[[Policy], dict] | None = None, every: int = 0) -> Policy:
-    """Train `policy` on `dataset` for cfg.steps optimizer steps; writes out/metrics.csv and
-    out/policy (Policy.save_pretrained; the EMA weights when train.ema_decay > 0). A NaN/Inf loss
-    stops the run naming the step and term. `evaluate(policy) -> {name: value}` runs on the main
-    process every `every` steps; its numbers join the logged row."""
-    out = Path(out)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+def build_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
+    """The run's one Accelerator. Build it before anything else touches Accelerate: a PartialState made
+    first (e.g. by a print helper) fixes a non-distributed state and every rank then trains alone.
+    Mixed precision is the experiment's when set, else the launcher's (flag or config file)."""
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision or None, gradient_accumulation_steps=cfg.grad_accum,
                               log_with=trackers(cfg.log_with) or None,
                               project_config=ProjectConfiguration(str(out), logging_dir=str(out / "logs")))
+    if (plugin := accelerator.state.deepspeed_plugin) is not None:
+        # the loader is built from a batch sampler (its batch_size is None): DeepSpeed's "auto" micro batch
+        # size cannot be read from it
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    return accelerator
+
+
+def train(policy: Policy, dataset, cfg: ExperimentConfig, accelerator: Accelerator | None = None,
+          progress: bool = True, evaluate: Callable[[Policy], dict] | None = None) -> Policy:
+    """Train `policy` on `dataset` for cfg.train.steps optimizer steps; writes metrics.csv and policy/
+    (the EMA weights when train.ema_decay > 0) under cfg.output_dir. The global batch is
+    processes x train.batch_size. A NaN/Inf loss stops every process naming the step and term.
+    `evaluate(policy) -> {name: value}` runs on the main process every eval.every steps; its numbers
+    join the logged row."""
+    tc, out, seed = cfg.train, Path(cfg.output_dir), cfg.seed
+    accelerator = accelerator or build_accelerator(tc, out)
     set_seed(seed)
-    if len(dataset) < cfg.batch_size:
-        raise ValueError(f"dataset has {len(dataset)} windows, fewer than train.batch_size={cfg.batch_size}")
+    if len(dataset) < tc.batch_size * accelerator.num_processes:
+        raise ValueError(f"dataset has {len(dataset)} windows, fewer than one global batch "
+                         f"({accelerator.num_processes} processes x train.batch_size={tc.batch_size})")
     # the batch order is a function of (seed, epoch), and the loader's own seed comes from a private
     # generator, so the global RNG (augmentations) is consumed identically by a resumed run
-    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, seed)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+    sampler = ResumableBatchSampler(len(dataset), tc.batch_size, seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=tc.num_workers,
                         generator=torch.Generator().manual_seed(seed))
-    policy.freeze_unused(cfg.stage)
-    groups = policy.param_groups(cfg.lr_backbone, cfg.lr_head, cfg.weight_decay_backbone, cfg.weight_decay_head)
+    policy.freeze_unused(tc.stage)
+    groups = policy.param_groups(tc.lr_backbone, tc.lr_head, tc.weight_decay_backbone, tc.weight_decay_head)
     optimizer = torch.optim.AdamW(groups)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
-    model, optimizer, loader, scheduler = accelerator.prepare(policy, optimizer, loader, scheduler)
+    # the lr is set from the step (nanoGPT-style): a prepared scheduler steps once per process per
+    # optimizer step, and the schedule needs no state in checkpoints
+    base_lrs, schedule = [g["lr"] for g in groups], warmup_cosine(tc.warmup_steps, tc.steps)
+    model, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
     trained = [p for g in optimizer.param_groups for p in g["params"]]
-    ema = EMAModel(trained, decay=cfg.ema_decay) if cfg.ema_decay else None
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)        # saved and restored with the training state
+    ema = EMAModel(trained, decay=tc.ema_decay) if tc.ema_decay else None
+    unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    state = TrainerState()
-    if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = load_checkpoint(accelerator, ckpt)
-        print(f"[resume] from {ckpt} at step {state.step}")
+        remove_stale(out, ".policy.")
+    state = _resume(accelerator, out, unwrapped, optimizer, ema) if tc.resume else TrainerState()
+    state.processes = accelerator.num_processes
     accelerator.init_trackers(out.name, config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                                for k, v in asdict(cfg).items()})
+                                                for k, v in asdict(tc).items()})
     log = MetricsLog(accelerator, out / "metrics.csv", state.step)
-    unwrapped = accelerator.unwrap_model(model)
+    every = cfg.eval.every if evaluate is not None else 0
+    columns = [EVAL_KEY] if every else []
 
     def export(directory: Path) -> None:
         with ema_weights(ema, trained):
             unwrapped.save_pretrained(directory)
 
     step, clock = state.step, None
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
+    bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
     model.train()
-    while step < cfg.steps:
-        sampler.set_position(state.epoch, state.batches_in_epoch * accelerator.num_processes)
+    while step < tc.steps:
+        sampler.set_position(state.epoch, state.batches_in_epoch)
         for batch in loader:
-            state.batches_in_epoch += 1
+            state.batches_in_epoch += accelerator.num_processes
             with accelerator.accumulate(model):
-                terms = model(batch, cfg.stage)
-                for name, value in terms.items():
-                    if not torch.isfinite(value).all():
-                        raise FloatingPointError(f"step {step}: loss term '{name}' is {value.item()}; stopping "
-                                                 "before the parameters are corrupted (nothing was saved)")
+                terms = model(batch, tc.stage)
+                # the mean over processes is what is logged; a NaN/Inf on any process makes it non-finite
+                # everywhere, so every process stops here instead of waiting in the gradient all-reduce
+                means = accelerator.reduce(torch.stack([v.detach().float() for v in terms.values()]), "mean")
+                for name, value in zip(terms, means.tolist()):
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"step {step}: loss term '{name}' is {value} (on at least one "
+                                                 "process); stopping before the parameters are corrupted")
                 accelerator.backward(terms["loss"])
-                if accelerator.sync_gradients and cfg.grad_clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if accelerator.sync_gradients and tc.grad_clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                for g, lr in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = lr * schedule(step)
                 optimizer.step()
-                scheduler.step()
                 optimizer.zero_grad()
             if not accelerator.sync_gradients:
                 continue
@@ -137,18 +164,19 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
             if ema is not None:
                 ema.step(trained)
             row = {}
-            if evaluate is not None and every and step % every == 0:
+            if every and step % every == 0:
                 row = _evaluate(accelerator, evaluate, unwrapped, ema, trained)
                 model.train()
-            if row or step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"step": step, **{k: round(v.item(), 6) for k, v in terms.items()},
+            if row or step % tc.log_every == 0 or step == tc.steps:
+                # lr_*: the rate this step used, warmup_cosine(step - 1) x the group's base rate
+                row = {"step": step, **{k: round(v, 6) for k, v in zip(terms, means.tolist())},
                        **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}, **row}
-                log.log(row, list(dict.fromkeys([*row, *([EVAL_KEY] if evaluate is not None and every else [])])))
+                log.log(row, list(dict.fromkeys([*row, *columns])))
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            if tc.save_every and (step % tc.save_every == 0 or step == tc.steps):
                 state.step = step
-                save_checkpoint(accelerator, export, out, state)
-            if step >= cfg.steps:
+                save_checkpoint(accelerator, out, state, unwrapped, optimizer, ema, export, to_yaml(cfg))
+            if step >= tc.steps:
                 break
         else:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
@@ -157,13 +185,52 @@ def train(policy: Policy, dataset, cfg: TrainConfig, out: Path, seed: int = 0, p
     if accelerator.is_main_process and clock and step > clock[0]:    # what `python -m video_para.bench train` reads
         (out / "throughput.json").write_text(json.dumps({
             "steps": step - clock[0], "seconds": time.perf_counter() - clock[1],
-            "processes": accelerator.num_processes, "batch_per_process": cfg.batch_size}))
-    accelerator.wait_for_everyone()
+            "processes": accelerator.num_processes, "batch_per_process": tc.batch_size}))
+    _check_ranks_agree(accelerator, unwrapped, out)
     if ema is not None:
         ema.copy_to(trained)
     if accelerator.is_main_process:
         unwrapped.save_pretrained(out / "policy")
+    accelerator.wait_for_everyone()
     return unwrapped
+
+
+def _resume(accelerator, out: Path, policy: Policy, optimizer, ema) -> TrainerState:
+    """The newest checkpoint that loads on every process; a damaged one is named and skipped."""
+    for path in checkpoints(out):
+        try:
+            error = ""
+            state = load_checkpoint(accelerator, path, policy, optimizer, ema)
+        except DamagedCheckpoint as e:
+            error = str(e)
+        errors = gather_object([error])                 # every process resumes from the same checkpoint
+        if not any(errors):
+            accelerator.print(f"[resume] from {path} at step {state.step}")
+            return state
+        accelerator.print(f"[resume] WARNING: {next(e for e in errors if e)}; trying the previous checkpoint")
+    if checkpoints(out):
+        raise RuntimeError(f"[resume] no checkpoint in {out / 'checkpoints'} could be loaded (see the warnings)")
+    accelerator.print(f"[resume] no checkpoint in {out / 'checkpoints'}: starting at step 0")
+    return TrainerState()
+
+
+def _check_ranks_agree(accelerator, policy: Policy, out: Path) -> None:
+    """Every process must end with the same parameters (DDP averaged the gradients); their digests go to
+    run.json so a run's folder shows it."""
+    digests = gather_object([param_digest(policy)])
+    if accelerator.is_main_process:
+        info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+        (out / "run.json").write_text(json.dumps({**info, "param_sha256_per_process": digests}, indent=2))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the {len(digests)} processes ended with different parameters: {digests}")
+
+
+def param_digest(policy: Policy) -> str:
+    h = hashlib.sha256()
+    for name, value in sorted(policy.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 EVAL_KEY = "eval_success_rate"
