@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install quickstart reproduce test test-fast test-compat bench clean
+.PHONY: install quickstart reproduce test test-fast test-compat bench gpu-check clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ test-compat: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m video_para.bench heads
+
+# full-size SVD (stage 1 and joint step, 576x320x7, bf16) and DINOv2-S/14 + PARA at 448^2: peak memory,
+# s/step, attention kernel; random weights from the configs (no hub). One GPU, a few minutes.
+gpu-check: $(STAMP)
+	$(PY) -m video_para.bench gpu
 
 clean:
 	rm -rf $(VENV) outputs

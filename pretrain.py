@@ -1,9 +1,11 @@
-"""Stage 1: diffusion-only pretraining of the SVD backbone on demo clips (train.stage=diffusion), or
-point-track pretraining on robot-free videos with a dot at the EE (train.stage=pointtrack).
+"""Pretraining stages, the same loop as finetune.py; the saved policy starts the next stage via
+train.init_from (+ train.init_parts):
+  autoencoder  SVD stage 0: fit a random-init (tiny) VAE to the demo frames and set its latent scale
+  diffusion    SVD stage 1: diffusion-only training of the UNet on demo clips
+  pointtrack   point-track pretraining on robot-free videos with a dot at the EE
 
-`python pretrain.py experiment=tiny_svd_pretrain|tiny_pointtrack_pretrain [key=value ...]` — the same
-loop as finetune.py; the saved policy starts stage 2 via train.init_from (+ train.init_parts)."""
+`python pretrain.py experiment=tiny_svd_autoencoder|tiny_svd_pretrain|tiny_pointtrack_pretrain [key=value ...]`"""
 from video_para.training.cli import main
 
 if __name__ == "__main__":
-    main(stages=("diffusion", "pointtrack"), script="pretrain")
+    main(stages=("autoencoder", "diffusion", "pointtrack"), script="pretrain")

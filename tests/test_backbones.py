@@ -1,10 +1,16 @@
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from video_para.models import Policy, PolicyConfig, Stats
 from video_para.models.backbones import BACKBONES
-from video_para.models.backbones.dino import DinoBackboneConfig
+from video_para.models.backbones.dino import DinoBackboneConfig, tiny_model
 from video_para.models.backbones.svd import SvdBackboneConfig
+from video_para.models.backbones.svd_components import tiny_components
 from video_para.models.backbones.tiny import TinyBackboneConfig
 from video_para.models.heads.global_mlp import GlobalMLPHeadConfig
 from video_para.models.heads.para import ParaHeadConfig
@@ -25,13 +31,14 @@ def backbone_config(kind, **kw):
 
 def batch(size, B=2, N=3, T=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"image": torch.rand(B, 3, size, size, generator=g),
+    image = torch.rand(B, 3, size, size, generator=g)
+    return {"image": image,
             "start_pixel": torch.rand(B, 2, generator=g) * size,
             "target_pixels": torch.rand(B, N, 2, generator=g) * size,
             "target_height": torch.rand(B, N, generator=g) * 0.3,
             "target_gripper": torch.randint(0, 2, (B, N), generator=g).float(),
             "target_xyz": torch.zeros(B, N, 3),
-            "clip": torch.rand(B, T, 3, size, size, generator=g)}
+            "clip": torch.cat([image[:, None], torch.rand(B, T - 1, 3, size, size, generator=g)], 1)}  # frame 0 = now
 
 
 def policy_config(kind, head, **kw):
@@ -60,17 +67,44 @@ def test_policy_on_each_backbone_fits_a_fixed_batch(kind, head):
     assert losses[-1] < 0.9 * losses[0], losses
 
 
+def from_local_weights(kind, weights):
+    """A backbone config that loads `pretrained` from a local folder written here (a stand-in for hub weights)."""
+    torch.manual_seed(1)
+    if kind == "svd":
+        tiny_components().save_pretrained(weights)
+        return SvdBackboneConfig(pretrained=str(weights), n_frames=2, tap_blocks=[0, 1], feature_size=8)
+    tiny_model("v2").save_pretrained(weights)
+    return DinoBackboneConfig(pretrained=str(weights))
+
+
 @pytest.mark.parametrize("kind", ["svd", "dino"])
-def test_save_load_round_trip_gives_identical_predictions(tmp_path, kind):
+def test_saved_policy_loads_and_predicts_after_its_backbone_weights_are_deleted(tmp_path, kind, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = policy_config(kind, "para")
+    cfg.backbone = from_local_weights(kind, tmp_path / "weights")
     torch.manual_seed(0)
-    policy = Policy(policy_config(kind, "para"), STATS).eval()
+    policy = Policy(cfg, STATS).eval()
     policy.save_pretrained(tmp_path / "p")
+    shutil.rmtree(tmp_path / "weights")
     loaded = Policy.from_pretrained(tmp_path / "p").eval()
+    assert not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
     b = batch(SIZE[kind])
     with torch.no_grad():
-        a = policy.backbone(b["image"], b["start_pixel"]).features
-        c = loaded.backbone(b["image"], b["start_pixel"]).features
-    assert torch.equal(a, c)
+        a, c = (p.head.decode(p.head(p.backbone(b["image"], b["start_pixel"]).features)) for p in (policy, loaded))
+    assert torch.equal(a.pixels, c.pixels) and torch.equal(a.heights, c.heights) and torch.equal(a.gripper, c.gripper)
+
+
+def test_dino_loads_a_hub_id_from_the_local_hub_cache(tmp_path):
+    """Offline, a hub id resolves through the HF cache (here a cache folder written by hand)."""
+    snapshot = tmp_path / "hub" / "models--org--tiny-dino" / "snapshots" / "0123abc"
+    tiny_model("v2").save_pretrained(snapshot)
+    (tmp_path / "hub" / "models--org--tiny-dino" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny-dino" / "refs" / "main").write_text("0123abc")
+    code = ("from video_para.models.backbones.dino import DinoBackbone, DinoBackboneConfig; "
+            "print(DinoBackbone(DinoBackboneConfig(pretrained='org/tiny-dino'), (56, 56)).out_channels)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "32", run.stderr[-2000:]
 
 
 @pytest.mark.parametrize("kind", ["tiny", "svd", "dino"])

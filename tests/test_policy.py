@@ -108,7 +108,9 @@ def test_frozen_backbone_has_no_trainable_params_or_optimizer_group():
     groups = policy.param_groups(1e-6, 1e-4)
     assert [g["name"] for g in groups] == ["head"]
     cfg2 = tiny_config()
-    assert [g["name"] for g in Policy(cfg2, STATS).param_groups(1e-6, 1e-4)] == ["backbone", "head"]
+    groups = Policy(cfg2, STATS).param_groups(1e-6, 1e-4)
+    # the keypoint embedding is new (random init): the head's rate, not the backbone's
+    assert [(g["name"], g["lr"], len(g["params"])) for g in groups][:2] == [("backbone", 1e-6, 10), ("backbone_added", 1e-4, 1)]
 
 
 def test_policy_config_from_overrides():

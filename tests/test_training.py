@@ -47,16 +47,24 @@ def test_warmup_cosine_schedule():
 
 def test_svd_two_stage_pretrain_then_finetune_from_it(tmp_path):
     tiny = ["data.protocol_overrides=[rows=2,cols=2]", "train.batch_size=2", "train.log_every=1", "train.steps=2"]
-    stage1 = load_config(ExperimentConfig, ["experiment=tiny_svd_pretrain", *tiny, f"output_dir={tmp_path / 's1'}"])
+    stage0 = load_config(ExperimentConfig, ["experiment=tiny_svd_autoencoder", *tiny, f"output_dir={tmp_path / 's0'}"])
+    fitted = finetune(stage0, progress=False)
+    assert "autoencoder" in open(tmp_path / "s0" / "metrics.csv").readline()
+    stage1 = load_config(ExperimentConfig, ["experiment=tiny_svd_pretrain", *tiny, f"output_dir={tmp_path / 's1'}",
+                                            f"train.init_from={tmp_path / 's0' / 'policy'}"])
     pre = finetune(stage1, progress=False)
     assert "diffusion" in open(tmp_path / "s1" / "metrics.csv").readline()
+    for k, v in fitted.backbone.vae.state_dict().items():            # stage 1 keeps the stage-0 VAE ...
+        assert torch.equal(v, pre.backbone.vae.state_dict()[k]), k
+    assert pre.backbone.latent_scale == fitted.backbone.latent_scale != 0.18215   # ... and its latent scale
     stage2 = load_config(ExperimentConfig, ["experiment=tiny_svd_two_stage", *tiny, f"output_dir={tmp_path / 's2'}",
                                             f"train.init_from={tmp_path / 's1' / 'policy'}", "train.lr_backbone=0"])
     post = finetune(stage2, progress=False)
     header = open(tmp_path / "s2" / "metrics.csv").readline()
     assert "aux" in header and "heatmap" in header                  # head loss + lambda * diffusion loss
-    for k, v in pre.backbone.state_dict().items():                  # lr 0: the stage-1 UNet is kept exactly
-        assert torch.equal(v, post.backbone.state_dict()[k]), k
+    for k, v in pre.backbone.state_dict().items():                  # lr 0: the stage-1 UNet is kept exactly,
+        assert torch.equal(v, post.backbone.state_dict()[k]) == (k != "keypoint"), k   # the new keypoint
+                                                                    # embedding trains at the head's rate
     # the frozen ablation starts from the same stage-1 weights (backbone.mode is how, not what, to train)
     frozen = finetune(load_config(ExperimentConfig, ["experiment=tiny_svd_frozen", *tiny, f"output_dir={tmp_path / 'f'}",
                                                      f"train.init_from={tmp_path / 's1' / 'policy'}"]), progress=False)

@@ -42,7 +42,8 @@ class MethodSpec:
     name: str = ""                      # table label, e.g. "PARA"
     experiment: str = ""                # configs/experiment/<experiment>.yaml
     overrides: list[str] = field(default_factory=list)
-    pretrain: str = ""                  # experiment run first; its policy initialises this one (train.init_from)
+    pretrain: list[str] = field(default_factory=list)   # experiments run first, in order, each initialised from
+                                        # the one before (the first from nothing); the last initialises this one
     paper: float | None = None          # the paper's success % (else the protocol's `paper` entry for the head,
     paper_from_protocol: bool = True    # unless this is false: a variant the protocol's number does not describe)
 
@@ -94,9 +95,9 @@ def run_dir(out: Path, comparison: str, method: str, seed: int) -> Path:
     return out / comparison / slug(method) / f"seed{seed}"
 
 
-def pretrain_dir(out: Path, experiment: str, seed: int) -> Path:
-    """Where a pretraining run shared by the methods that start from it lives."""
-    return out / "pretrain" / experiment / f"seed{seed}"
+def pretrain_dir(out: Path, chain: list[str], seed: int) -> Path:
+    """Where the last run of a pretraining chain, shared by the methods that start from it, lives."""
+    return out / "pretrain" / "+".join(chain) / f"seed{seed}"
 
 
 def subsample(items: list, n: int) -> list:
@@ -121,13 +122,18 @@ class Runner:
             self._data_key = key
         return self._data
 
-    def pretrained(self, experiment: str, seed: int) -> Path:
-        out = pretrain_dir(self.out, experiment, seed)
-        if not (out / "policy" / "model.safetensors").exists():
-            cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"seed={seed}", f"output_dir={out}"])
-            print(f"[suite] pretraining {experiment} (seed {seed}) -> {out}")
-            finetune(cfg, dataset=self.dataset(cfg))
-        return out / "policy"
+    def pretrained(self, chain: list[str], seed: int) -> Path:
+        """Run (or reuse) each stage of `chain`, each from the previous stage's policy; the last policy."""
+        init = ""
+        for i, experiment in enumerate(chain):
+            out = pretrain_dir(self.out, chain[:i + 1], seed)
+            if not (out / "policy" / "model.safetensors").exists():
+                cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"train.init_from={init}",
+                                                     f"seed={seed}", f"output_dir={out}"])
+                print(f"[suite] pretraining {experiment} (seed {seed}) -> {out}")
+                finetune(cfg, dataset=self.dataset(cfg))
+            init = str(out / "policy")
+        return Path(init)
 
     def finished(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict | None:
         path = run_dir(self.out, comp.name, method.name, seed) / "result.json"
@@ -209,10 +215,11 @@ def compute_time(suite: SuiteConfig, results: list[dict], out: Path) -> str:
     """Wall time the tabulated runs took (each run's training + rollouts + offline metrics), plus the
     pretraining runs they used; runs reused from earlier invocations count with their own time."""
     runs = sum(r["seconds"] for r in results)
-    used = sorted({(m.pretrain, r["seed"]) for c in suite.comparisons for m in c.methods for r in results
-                   if m.pretrain and (r["comparison"], r["method"]) == (c.name, m.name)})
-    pretrains = [json.loads(p.read_text())["seconds"] for exp, seed in used
-                 if (p := pretrain_dir(out, exp, seed) / "throughput.json").exists()]
+    used = sorted({(tuple(m.pretrain[:i + 1]), r["seed"]) for c in suite.comparisons for m in c.methods
+                   for r in results if (r["comparison"], r["method"]) == (c.name, m.name)
+                   for i in range(len(m.pretrain))})
+    pretrains = [json.loads(p.read_text())["seconds"] for chain, seed in used
+                 if (p := pretrain_dir(out, list(chain), seed) / "throughput.json").exists()]
     total = runs + sum(pretrains)
     return (f"Compute: {total:.0f} s ({total / 3600:.2f} h); runs: {len(results)} ({runs:.0f} s); "
             f"pretraining runs: {len(pretrains)} ({sum(pretrains):.0f} s, training only).")

@@ -1,7 +1,6 @@
 """Backbones: forward + backward time per sample and peak memory of a policy training step on each
 tiny preset (CPU), the PARA head's share of a training step at the DINOv2-S / 448 shape
-(random-init full-size dinov2-small, no download), and with --gpu-svd the full SVD step on CUDA
-(bf16, batch 1, 576x320, 7 frames, gradient checkpointing; needs the weights)."""
+(random-init full-size dinov2-small, no download). The full-size GPU steps: `bench gpu` (make gpu-check)."""
 from __future__ import annotations
 
 import argparse
@@ -87,29 +86,14 @@ def dino_head_share(B, repeats):
           f"head share {100 * t_head / t_full:5.1f} %   peak RSS +{peak / 2**20:7.1f} MiB")
 
 
-def gpu_svd(weights, repeats):
-    """Full SVD step on CUDA: bf16, batch 1, 576x320, 7 frames, gradient checkpointing."""
-    policy = Policy(PolicyConfig(backbone=SvdBackboneConfig(pretrained=weights), image_height=320,
-                                 image_width=576), STATS).to("cuda", torch.bfloat16).train()
-    batch = {k: v.to("cuda", torch.bfloat16) for k, v in _batch(1, 320, 576, T=7).items()}
-    fn = _step(policy, batch)
-    torch.cuda.reset_peak_memory_stats()
-    t = _median_time(lambda: (fn(), torch.cuda.synchronize()), repeats)
-    print(f"SVD full ({weights}), bf16, batch 1, 576x320x7, features + diffusion loss: fwd+bwd {t * 1e3:.0f} ms, "
-          f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m video_para.bench backbones")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-dino", action="store_true", help="skip the DINOv2-S head-share measurement")
-    ap.add_argument("--gpu-svd", action="store_true", help="also time the full SVD step on CUDA")
-    ap.add_argument("--svd-weights", default=SvdBackboneConfig.pretrained, help="hub id or local directory")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     tiny_presets(a.batch, a.repeats)
     if not a.skip_dino:
         dino_head_share(1, a.repeats)
-    if a.gpu_svd:
-        gpu_svd(a.svd_weights, a.repeats)
+

@@ -1,19 +1,21 @@
 """Policy = backbone + head + statistics: image + camera + current EE -> N_W world targets + gripper.
 
 The policy is the unit of exchange: it saves as a directory of config.json + model.safetensors +
-stats.json, carries its bin ranges and normalisation, and knows nothing about environments.
+stats.json (+ backbone/: the architecture configs of a library backbone, so the folder rebuilds it
+without the original weights), carries its bin ranges and normalisation, and knows nothing about
+environments.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import init_empty_weights
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -56,12 +58,16 @@ class ActionChunk:
     heatmaps: np.ndarray | None   # (N_W, H_out, W_out) PARA probabilities, None for regression
 
 
+PRETRAIN_STAGES = ("autoencoder", "diffusion")   # the backbone's own losses (SVD stage 0 and stage 1)
+
+
 class Policy(nn.Module):
-    def __init__(self, config: PolicyConfig, stats: Stats):
+    def __init__(self, config: PolicyConfig, stats: Stats, architecture: Path | None = None):
+        """`architecture`: a saved policy's backbone/ folder, to rebuild the backbone without its weights."""
         super().__init__()
         config.validate()
         self.config, self.stats = config, stats
-        self.backbone = BACKBONES.build(config.backbone, config.image_size)
+        self.backbone = BACKBONES.build(config.backbone, config.image_size, architecture=architecture)
         self.head = HEADS.build(config.head, self.backbone.out_channels, config.n_window, config.image_size, stats)
 
     # -- training -----------------------------------------------------------------------
@@ -78,26 +84,20 @@ class Policy(nn.Module):
             terms["loss"] = terms["loss"] + self.config.aux_loss_weight * out.aux_loss
         return terms
 
-    def diffusion_loss(self, batch: dict) -> dict:
-        """Stage 1 (video backbones): the backbone's own diffusion loss on batch['clip'] only."""
-        if not hasattr(self.backbone, "diffusion_loss"):
-            raise ValueError(f"backbone '{self.config.backbone.type}' has no diffusion loss (stage 'diffusion' needs svd)")
-        if "clip" not in batch:
-            raise ValueError("stage 'diffusion' needs clips: set data.clip_frames > 1")
-        loss = self.backbone.diffusion_loss(batch["clip"], batch["start_pixel"])
-        return {"diffusion": loss, "loss": loss}
-
     def forward(self, batch: dict, stage: str = "finetune") -> dict:  # one entry point, so DDP wrappers sync
-        """stage: finetune (head + lambda * aux) | diffusion (SVD stage 1) | pointtrack (heatmap + lambda * aux)."""
-        if stage == "diffusion":
-            return self.diffusion_loss(batch)
+        """stage: finetune (head + lambda * aux) | pointtrack (heatmap + lambda * aux) | autoencoder
+        (SVD stage 0: VAE fit) | diffusion (SVD stage 1)."""
+        if stage in PRETRAIN_STAGES:
+            loss = self.backbone.pretrain_loss(stage, batch)
+            return {stage: loss, "loss": loss}
         return self.compute_loss(batch, heatmap_only=stage == "pointtrack")
 
     def freeze_unused(self, stage: str) -> None:
-        """Stop gradients to what `stage`'s loss never reaches — the head in diffusion pretraining, the
-        height/gripper bins in point-track pretraining — so those get no optimizer state and DDP
-        finds no unused parameters (they keep their initial values)."""
-        if stage == "diffusion":
+        """Stop gradients to what `stage`'s loss never reaches — the head in the backbone's own stages,
+        the height/gripper bins in point-track pretraining, backbone parts (see prepare_stage) — so
+        those get no optimizer state and DDP finds no unused parameters (they keep their values)."""
+        self.backbone.prepare_stage(stage, uses_aux=self.config.aux_loss_weight > 0)
+        if stage in PRETRAIN_STAGES:
             self.head.requires_grad_(False)
         elif stage == "pointtrack":
             if self.config.head.type != "para":
@@ -142,10 +142,16 @@ class Policy(nn.Module):
     # -- optimisation -------------------------------------------------------------------
     def param_groups(self, lr_backbone: float, lr_head: float, wd_backbone: float = 0.0,
                      wd_head: float = 0.0) -> list[dict]:
-        """AdamW groups with separate backbone/head learning rates; a frozen part contributes
-        nothing (no optimizer state)."""
-        groups = [{"name": "backbone", "params": [p for p in self.backbone.parameters() if p.requires_grad],
+        """AdamW groups with separate backbone/head learning rates; the backbone's randomly initialised
+        additions (keypoint embedding, frame weights) train at the head's rate without weight decay;
+        a frozen part contributes nothing (no optimizer state)."""
+        added = {id(p) for name in self.backbone.added_parameters
+                 if isinstance(p := getattr(self.backbone, name, None), nn.Parameter)}
+        trained = [p for p in self.backbone.parameters() if p.requires_grad]
+        groups = [{"name": "backbone", "params": [p for p in trained if id(p) not in added],
                    "lr": lr_backbone, "weight_decay": wd_backbone},
+                  {"name": "backbone_added", "params": [p for p in trained if id(p) in added],
+                   "lr": lr_head, "weight_decay": 0.0},
                   {"name": "head", "params": [p for p in self.head.parameters() if p.requires_grad],
                    "lr": lr_head, "weight_decay": wd_head}]
         return [g for g in groups if g["params"]]
@@ -155,12 +161,16 @@ class Policy(nn.Module):
         """Write config.json + model.safetensors + stats.json atomically (temp dir, then rename)."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        for stale in directory.parent.glob(f".{directory.name}.*"):     # left by a save that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+        tmp.mkdir()                                 # mode from the umask (tempfile.mkdtemp's is 0700)
         try:
             (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "policy": to_dict(self.config)}, indent=2))
             state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
             save_file(state, tmp / "model.safetensors")
             self.stats.save(tmp / "stats.json")
+            self.backbone.save_architecture(tmp / "backbone")
             if directory.exists():
                 old = directory.with_name(f".{directory.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -183,9 +193,13 @@ class Policy(nn.Module):
         meta = json.loads((directory / "config.json").read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{directory}/config.json: unknown format {meta.get('format')!r} (expected {FORMAT})")
-        policy = cls(from_dict(PolicyConfig, meta["policy"]), Stats.load(directory / "stats.json"))
-        state = load_file(directory / "model.safetensors", device=map_location)
-        missing, unexpected = policy.load_state_dict(state, strict=False)
+        architecture = directory / "backbone"
+        with init_empty_weights():    # built without weights (no source weights read), then filled once
+            policy = cls(from_dict(PolicyConfig, meta["policy"]), Stats.load(directory / "stats.json"),
+                         architecture if architecture.is_dir() else None)
+        # clone: tensors in freshly allocated (aligned) memory compute bit-identically to the saved policy
+        state = {k: v.clone() for k, v in load_file(directory / "model.safetensors", device=map_location).items()}
+        missing, unexpected = policy.load_state_dict(state, strict=False, assign=True)
         if missing or unexpected:
             raise ValueError(f"{directory}/model.safetensors does not match its config: "
                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")

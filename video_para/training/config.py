@@ -9,14 +9,15 @@ from ..envs.tabletop import TabletopConfig
 from ..models.policy import PolicyConfig
 
 
-STAGES = ("finetune", "diffusion", "pointtrack")
+STAGES = ("finetune", "autoencoder", "diffusion", "pointtrack")
 TRACKERS = ("csv", "tensorboard", "wandb")
 INIT_PARTS = ("backbone", "heatmap")
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "finetune"             # finetune: head loss + lambda * aux | diffusion: SVD stage 1 only |
+    stage: str = "finetune"             # finetune: head loss + lambda * aux | autoencoder: SVD stage 0, fits
+                                        # a random-init VAE | diffusion: SVD stage 1 only |
                                         # pointtrack: heatmap loss (+ lambda * aux) on data.overlay frames
     init_from: str = ""                 # a saved policy directory whose weights start this run ...
     init_parts: list[str] = field(default_factory=lambda: ["backbone"])   # ... these parts of it:
@@ -89,6 +90,8 @@ class ExperimentConfig:
                              f"[{self.policy.image_height}, {self.policy.image_width}] (or empty)")
         if self.train.stage == "diffusion" and (self.policy.backbone.type != "svd" or self.data.clip_frames < 2):
             raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
+        if self.train.stage == "autoencoder" and self.policy.backbone.type != "svd":
+            raise ValueError("train.stage=autoencoder fits the SVD backbone's VAE: it needs policy.backbone.type=svd")
         if self.train.stage == "pointtrack" and (self.policy.head.type != "para" or not self.data.overlay):
             raise ValueError("train.stage=pointtrack needs policy.head.type=para and data.overlay=true")
         if self.eval.every < 0 or (self.eval.every and self.eval.every_episodes < 1):

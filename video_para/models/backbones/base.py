@@ -1,10 +1,15 @@
 """Backbone interface and registry.
 
-A backbone is built as ``BACKBONES.build(config, image_size)`` (image_size = (H, W)) and maps
-``forward(image (B,3,H,W) in [0,1], start_pixel (B,2) image pixels, clip=None) -> BackboneOutput``.
-`clip` (B, T, 3, H, W) is the short video a video backbone may use for its auxiliary loss. The
-start keypoint (the current end-effector pixel) is added as a learned embedding at its cell of the
-backbone's token/latent grid; heads never know which backbone they sit on.
+A backbone is built as ``BACKBONES.build(config, image_size, architecture=None)`` (image_size =
+(H, W)) and maps ``forward(image (B,3,H,W) in [0,1], start_pixel (B,2) image pixels, clip=None) ->
+BackboneOutput``. `clip` (B, T, 3, H, W) is the short video a video backbone may use for its
+auxiliary loss; its frame 0 is `image`. The start keypoint (the current end-effector pixel) is added
+as a learned embedding at its cell of the backbone's token/latent grid; heads never know which
+backbone they sit on.
+
+A backbone wrapping a library model writes that model's architecture config with
+`save_architecture(directory)`; built with `architecture=directory` it rebuilds from those configs
+instead of loading `pretrained` weights, so a saved policy loads from its own folder alone.
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ class Backbone(nn.Module):
     """Base class: subclasses set `out_channels` and implement `forward`."""
 
     out_channels: int
+    # parameters this codebase adds on top of a (possibly pretrained) network: randomly initialised,
+    # so they train at the head's learning rate, not the backbone's (1e-6 would leave them at random)
+    added_parameters: tuple[str, ...] = ("keypoint",)
 
     def __init__(self, cfg: BackboneConfig, image_size):
         super().__init__()
@@ -60,6 +68,17 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True):
         return super().train(mode and self.cfg.mode != "frozen")
+
+    def save_architecture(self, directory) -> None:
+        """Write what rebuilds this backbone without its source weights (nothing when the config suffices)."""
+
+    def prepare_stage(self, stage: str, uses_aux: bool) -> None:
+        """Set what trains in `stage`: no gradients to parameters its loss never reaches (DDP requires
+        every trained parameter to get one); `uses_aux`: the auxiliary loss is part of the objective."""
+
+    def pretrain_loss(self, stage: str, batch: dict) -> torch.Tensor:
+        """The backbone's own loss for a pretraining stage (e.g. SVD's 'diffusion')."""
+        raise ValueError(f"backbone '{self.cfg.type}' has no '{stage}' stage (it needs backbone.type=svd)")
 
 
 def keypoint_cells(start_pixel: torch.Tensor, image_size, grid_size) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ to it. The CLS and register tokens that precede the patch tokens are skipped whe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -73,6 +74,9 @@ class DinoBackbone(Backbone):
         if getattr(self.vit.embeddings, "mask_token", None) is not None:   # masked-image pretraining only:
             self.vit.embeddings.mask_token.requires_grad_(False)          # unused, so DDP must not wait for it
 
+    def save_architecture(self, directory) -> None:
+        self.vit.config.save_pretrained(Path(directory) / "vit")
+
     def _add_keypoint(self, module, args, tokens):
         """Add the keypoint embedding to the EE patch token, before any transformer block."""
         if self._cells is None:
@@ -99,5 +103,8 @@ class DinoBackbone(Backbone):
 
 
 @BACKBONES.register("dino", DinoBackboneConfig)
-def build_dino(cfg, image_size):
-    return DinoBackbone(cfg, image_size)
+def build_dino(cfg, image_size, architecture=None):
+    if architecture is None:
+        return DinoBackbone(cfg, image_size)
+    from transformers import AutoConfig, AutoModel
+    return DinoBackbone(cfg, image_size, AutoModel.from_config(AutoConfig.from_pretrained(Path(architecture) / "vit")))

@@ -1,4 +1,5 @@
-"""Stable Video Diffusion components: loading from a hub id / local directory, and the tiny preset.
+"""Stable Video Diffusion components: loading from a hub id / local directory, rebuilding from saved
+configs alone (a saved policy's architecture), the tiny preset, and the full img2vid architecture.
 
 A weights directory has the diffusers pipeline layout: unet/, vae/, image_encoder/, feature_extractor/.
 """
@@ -15,7 +16,7 @@ SUBFOLDERS = ("unet", "vae", "image_encoder", "feature_extractor")
 @dataclass
 class SvdComponents:
     unet: nn.Module           # UNetSpatioTemporalConditionModel
-    vae: nn.Module            # AutoencoderKLTemporalDecoder (only its encoder is used)
+    vae: nn.Module            # AutoencoderKLTemporalDecoder (encoder for features, decoder for stage 0)
     image_encoder: nn.Module  # CLIPVisionModelWithProjection
     processor: object         # CLIPImageProcessor (its size / mean / std; preprocessing is done in torch)
 
@@ -23,17 +24,28 @@ class SvdComponents:
         for name, part in zip(SUBFOLDERS, (self.unet, self.vae, self.image_encoder, self.processor)):
             part.save_pretrained(os.path.join(path, name))
 
+    def save_configs(self, path) -> None:
+        """The architecture only (no weights): what `components_from_configs` rebuilds."""
+        self.unet.save_config(os.path.join(path, "unet"))
+        self.vae.save_config(os.path.join(path, "vae"))
+        self.image_encoder.config.save_pretrained(os.path.join(path, "image_encoder"))
+        self.processor.save_pretrained(os.path.join(path, "feature_extractor"))
+
+
+def _check_layout(pretrained: str) -> None:
+    missing = [s for s in SUBFOLDERS if not any(
+        os.path.isfile(os.path.join(pretrained, s, f)) for f in ("config.json", "preprocessor_config.json"))]
+    if missing:
+        lacking = ", ".join(s + "/" for s in missing)
+        raise FileNotFoundError(f"svd backbone: directory '{pretrained}' lacks {lacking} "
+                                f"(expected the diffusers layout {', '.join(s + '/' for s in SUBFOLDERS)})")
+
 
 def load_components(pretrained: str) -> SvdComponents:
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
     if os.path.isdir(pretrained):
-        missing = [s for s in SUBFOLDERS if not any(
-            os.path.isfile(os.path.join(pretrained, s, f)) for f in ("config.json", "preprocessor_config.json"))]
-        if missing:
-            lacking = ", ".join(s + "/" for s in missing)
-            raise FileNotFoundError(f"svd backbone: weights directory '{pretrained}' lacks {lacking} "
-                                    f"(expected the diffusers layout {', '.join(s + '/' for s in SUBFOLDERS)})")
+        _check_layout(pretrained)
     loaders = (("unet", UNetSpatioTemporalConditionModel), ("vae", AutoencoderKLTemporalDecoder),
                ("image_encoder", CLIPVisionModelWithProjection), ("feature_extractor", CLIPImageProcessor))
     parts = []
@@ -43,6 +55,20 @@ def load_components(pretrained: str) -> SvdComponents:
         except (OSError, ValueError) as e:
             raise OSError(f"svd backbone: cannot load {sub} ({cls.__name__}) from '{pretrained}': {e}") from e
     return SvdComponents(*parts)
+
+
+def components_from_configs(directory) -> SvdComponents:
+    """Random-init (or, under `init_empty_weights`, empty) components from `save_configs` output."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    directory = str(directory)
+    _check_layout(directory)
+    sub = lambda name: os.path.join(directory, name)  # noqa: E731
+    return SvdComponents(
+        UNetSpatioTemporalConditionModel.from_config(UNetSpatioTemporalConditionModel.load_config(sub("unet"))),
+        AutoencoderKLTemporalDecoder.from_config(AutoencoderKLTemporalDecoder.load_config(sub("vae"))),
+        CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(sub("image_encoder"))),
+        CLIPImageProcessor.from_pretrained(sub("feature_extractor")))
 
 
 def tiny_components() -> SvdComponents:
@@ -63,4 +89,25 @@ def tiny_components() -> SvdComponents:
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
         image_size=32, patch_size=8, projection_dim=clip_dim))
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return SvdComponents(unet, vae, clip, processor)
+
+
+def img2vid_components(width: float = 1.0) -> SvdComponents:
+    """The stable-video-diffusion-img2vid architecture with random weights (`width` < 1 narrows every
+    layer for CPU checks; depth and wiring stay). Build under `init_empty_weights` to allocate nothing."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    ch = lambda c: max(32, int(c * width) // 32 * 32)  # noqa: E731  (GroupNorm(32) needs multiples of 32)
+    clip_dim, clip_hidden = ch(1024), ch(1280)
+    unet_channels = tuple(ch(c) for c in (320, 640, 1280, 1280))
+    unet = UNetSpatioTemporalConditionModel(    # diffusers' defaults are the img2vid UNet ...
+        block_out_channels=unet_channels, cross_attention_dim=clip_dim,   # ... at width 1
+        num_attention_heads=tuple(max(1, c // 64) for c in unet_channels))
+    vae = AutoencoderKLTemporalDecoder(down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=2,
+                                       block_out_channels=tuple(ch(c) for c in (128, 256, 512, 512)),
+                                       latent_channels=4, sample_size=768)
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(   # OpenCLIP ViT-H/14
+        hidden_size=clip_hidden, intermediate_size=4 * clip_hidden, num_hidden_layers=32,
+        num_attention_heads=max(1, clip_hidden // 80), image_size=224, patch_size=14, projection_dim=clip_dim))
+    processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
     return SvdComponents(unet, vae, clip, processor)

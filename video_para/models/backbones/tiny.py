@@ -56,5 +56,5 @@ class TinyBackbone(Backbone):
 
 
 @BACKBONES.register("tiny", TinyBackboneConfig)
-def build_tiny(cfg, image_size):
+def build_tiny(cfg, image_size, architecture=None):   # fully described by its config
     return TinyBackbone(cfg, image_size)
