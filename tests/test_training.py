@@ -1,11 +1,12 @@
 import csv
+import os
 
 import pytest
 import torch
 
 from video_para.config import load_config
 from video_para.models import Policy
-from video_para.training.cli import finetune
+from video_para.training.cli import finetune, main
 from video_para.training.config import ExperimentConfig
 from video_para.training.trainer import train, warmup_cosine
 
@@ -81,22 +82,52 @@ def _params(policy):
     return {k: v.clone() for k, v in policy.state_dict().items()}
 
 
-def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, capsys):
     # ~9 batches per epoch: 10 steps cross an epoch; the exported policy is the EMA, so it must resume too
-    args = [*SMALL, "train.save_every=4", "train.ema_decay=0.9"]
-    full = finetune(load_config(ExperimentConfig, [*args, "train.steps=10", f"output_dir={tmp_path / 'full'}"]),
-                    progress=False)
-    # a run that died between steps 4 and 8 leaves checkpoint 4 as `last`; point `last` back to it
+    args = [*SMALL, "train.save_every=4", "train.ema_decay=0.9", "train.steps=10"]
+    full = finetune(load_config(ExperimentConfig, [*args, f"output_dir={tmp_path / 'full'}"]), progress=False)
     part = tmp_path / "part"
-    finetune(load_config(ExperimentConfig, [*args, "train.steps=10", f"output_dir={part}"]), progress=False)
-    (part / "checkpoints" / "last").write_text("0000004")
-    resumed = finetune(load_config(ExperimentConfig, [*args, "train.steps=10", "train.resume=true",
-                                                      f"output_dir={part}"]), progress=False)
+    finetune(load_config(ExperimentConfig, [*args, f"output_dir={part}"]), progress=False)
+    ckpts = part / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["0000004", "0000008", "0000010", "last"]   # the final step too
+    files = {p.relative_to(ckpts / "0000004").as_posix() for p in (ckpts / "0000004").rglob("*") if p.is_file()}
+    assert {f.rsplit(".", 1)[-1] for f in files} == {"safetensors", "json", "yaml"}          # no pickle to load
+    assert "training_state/ema.safetensors" in files and "config.yaml" in files
+    assert oct((part / "policy").stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    # a run that died between steps 8 and 10 left `last` at 8, whose optimizer file is damaged: the
+    # resume names it and continues from checkpoint 4 instead
+    (ckpts / "last").write_text("0000008")
+    (ckpts / "0000008" / "training_state" / "optimizer.safetensors").write_bytes(b"truncated")
+    capsys.readouterr()
+    resumed = finetune(load_config(ExperimentConfig, [*args, "train.resume=true", f"output_dir={part}"]),
+                       progress=False)
+    printed = capsys.readouterr().out
+    assert "0000008/training_state/optimizer.safetensors" in printed and "[resume] from" in printed
+    assert f"[resume] from {ckpts / '0000004'} at step 4" in printed
     a, b = _params(full), _params(resumed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     steps = [int(r["step"]) for r in csv.DictReader(open(part / "metrics.csv"))]
     assert steps == [5, 10]            # the rows logged after checkpoint 4 by the "killed" run are dropped
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_cli_refuses_a_used_output_dir_and_a_changed_config_on_resume(tmp_path, capsys):
+    args = [*SMALL, "train.steps=2", "train.save_every=2", f"output_dir={tmp_path}"]
+    main(args)
+    assert (tmp_path / "checkpoints" / "0000002" / "config.yaml").exists()
+    with pytest.raises(SystemExit, match="holds another run .policy, metrics.csv, checkpoints.*train.resume=true"):
+        main(args)
+    with pytest.raises(SystemExit, match=r"in train.batch_size: 8 -> 4, train.lr_head: 0.001 -> 0.01\. .*"
+                                         "train.resume_override=true"):
+        main([*args, "train.resume=true", "train.batch_size=4", "train.lr_head=0.01"])
+    main([*args, "train.resume=true", "train.batch_size=4", "train.resume_override=true", "train.log_every=1"])
+    assert "[resume] train.resume_override: continuing" in capsys.readouterr().out
 
 
 def test_ema_and_periodic_eval_leave_training_alone_and_ema_is_exported(tmp_path):

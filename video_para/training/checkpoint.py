@@ -9,7 +9,7 @@
     <output_dir>/checkpoints/last                       name of the newest complete checkpoint
 
 A checkpoint is assembled in `.tmp-<step>` and renamed into place, and `last` is replaced only afterwards,
-so a run killed at any moment leaves the previous checkpoints intact; the next save removes the leftover.
+so a run killed at any moment leaves the previous checkpoints intact; the next run removes the leftover.
 The learning rate is a function of the step (no scheduler state). A damaged file is named and the
 previous checkpoint is used instead.
 """
@@ -52,7 +52,7 @@ def save_checkpoint(accelerator, out: Path, state: TrainerState, policy, optimiz
     root = Path(out) / "checkpoints"
     final, tmp = root / f"{state.step:07d}", root / f".tmp-{state.step:07d}"
     if accelerator.is_main_process:
-        remove_stale(root, ".tmp-")
+        shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "training_state").mkdir(parents=True)
     accelerator.wait_for_everyone()
     (tmp / "training_state" / f"rng_{accelerator.process_index}.json").write_text(json.dumps(_rng_state()))
@@ -78,9 +78,9 @@ def save_checkpoint(accelerator, out: Path, state: TrainerState, policy, optimiz
     return final
 
 
-def remove_stale(directory: Path, prefix: str) -> None:
-    """Temp folders a killed run left behind (only this run writes into its output folder)."""
-    for stale in Path(directory).glob(f"{prefix}*"):
+def remove_partial(out: Path) -> None:
+    """Checkpoints a killed run left half-written (only this run writes into its output folder)."""
+    for stale in (Path(out) / "checkpoints").glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 

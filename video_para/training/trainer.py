@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..config import to_yaml
 from ..models.policy import Policy
 from .sampler import ResumableBatchSampler
-from .checkpoint import (DamagedCheckpoint, TrainerState, checkpoints, load_checkpoint, remove_stale,
+from .checkpoint import (DamagedCheckpoint, TrainerState, checkpoints, load_checkpoint, remove_partial,
                          save_checkpoint)
 from .config import ExperimentConfig, TrainConfig
 from .metrics import MetricsLog, trackers
@@ -83,9 +83,13 @@ def build_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
                               log_with=trackers(cfg.log_with) or None,
                               project_config=ProjectConfiguration(str(out), logging_dir=str(out / "logs")))
     if (plugin := accelerator.state.deepspeed_plugin) is not None:
-        # the loader is built from a batch sampler (its batch_size is None): DeepSpeed's "auto" micro batch
-        # size cannot be read from it
+        if cfg.save_every or cfg.resume:
+            raise NotImplementedError("train.save_every/train.resume under DeepSpeed: its sharded optimizer state "
+                                      "needs DeepSpeed's own (pickle) checkpoints; use DDP for resumable runs")
+        # the loader is built from a batch sampler (its batch_size is None), so DeepSpeed cannot read the
+        # "auto" micro batch from it; and DeepSpeed clips the gradients itself
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+        plugin.deepspeed_config["gradient_clipping"] = cfg.grad_clip
     return accelerator
 
 
@@ -119,7 +123,7 @@ def train(policy: Policy, dataset, cfg: ExperimentConfig, accelerator: Accelerat
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        remove_stale(out, ".policy.")
+        remove_partial(out)
     state = _resume(accelerator, out, unwrapped, optimizer, ema) if tc.resume else TrainerState()
     state.processes = accelerator.num_processes
     accelerator.init_trackers(out.name, config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
