@@ -8,7 +8,7 @@ import pytest
 
 from video_para.data.episodes import CameraTrack, Episode, EpisodeError
 from video_para.data.lerobot import LeRobotSource, write_dataset
-from video_para.data.video import VideoError, VideoFrames
+from video_para.data.video import VideoFrames
 from video_para.geometry import Camera
 
 H, W = 48, 64
@@ -96,11 +96,9 @@ def test_truncated_video_names_file_and_episode(dataset, tmp_path):
     root = write_dataset(eps, tmp_path / "bad")
     mp4 = root / "videos/observation.images.front/chunk-000/file-000.mp4"
     mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])
-    with pytest.raises(EpisodeError, match=r"episode 2: .*file-000\.mp4"):
-        LeRobotSource(root).load_episode(2)
-    lazy = LeRobotSource(root).load_episode(2, lazy=True)          # lazy: the error comes at first decode
-    with pytest.raises(VideoError, match=r"episode 2: .*file-000\.mp4"):
-        lazy.cameras["front"].images[0]
+    for lazy in (False, True):                  # lazy decoding checks the file at load too, not at first decode
+        with pytest.raises(EpisodeError, match=r"episode 2, feature 'observation.images.front': .*file-000\.mp4"):
+            LeRobotSource(root).load_episode(2, lazy=lazy)
 
 
 def test_missing_calibration_is_named(dataset, tmp_path):

@@ -82,7 +82,7 @@ def test_para_predict_lifts_to_the_plane_it_decoded():
 
 def test_bad_inputs_give_clear_errors(tmp_path):
     policy = Policy(tiny_config(), STATS)
-    with pytest.raises(ValueError, match="expects images"):
+    with pytest.raises(ValueError, match="image is 16x16 but its camera is calibrated for 32x32"):
         policy.predict(np.zeros((16, 16, 3), np.uint8), camera(), np.zeros(3))
     with pytest.raises(ValueError, match="behind the camera"):
         policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.array([5.0, -2.0, 4.0]))

@@ -105,6 +105,9 @@ def _raw_from_args(args: list[str], root: Path) -> DictConfig:
             raise ValueError(f"expected key=value, got '{arg}'")
         key, value = arg.split("=", 1)
         if key == "experiment":
+            if not (root / "experiment" / f"{value}.yaml").exists():
+                raise FileNotFoundError(f"experiment={value}: no {root / 'experiment' / value}.yaml; presets: "
+                                        f"{', '.join(presets(root))}")
             raw = OmegaConf.merge(raw, _load_yaml(root / "experiment" / f"{value}.yaml", root))
         elif key == "config":
             raw = OmegaConf.merge(raw, _load_yaml(Path(value), root))
@@ -113,6 +116,11 @@ def _raw_from_args(args: list[str], root: Path) -> DictConfig:
         else:
             OmegaConf.update(raw, key, yaml.safe_load(value) if value else "", merge=True)
     return raw
+
+
+def presets(root: Path | None = None, group: str = "experiment") -> list[str]:
+    """The names of configs/<group>/*.yaml (e.g. the experiment presets)."""
+    return sorted(p.stem for p in Path(root or CONFIG_ROOT, group).glob("*.yaml"))
 
 
 def _open_plain_dicts(node: DictConfig) -> None:
@@ -134,8 +142,10 @@ def from_dict(schema: type[T], raw: Any) -> T:
     _open_plain_dicts(base)
     try:
         cfg = OmegaConf.to_object(OmegaConf.merge(base, raw))
-    except Exception as e:  # omegaconf's messages name the key; keep them, drop the noise
-        raise ValueError(f"invalid config: {e}") from None
+    except Exception as e:  # omegaconf's first line says what is wrong; its full_key says where
+        what = str(getattr(e, "msg", None) or e).splitlines()[0]
+        key = getattr(e, "full_key", None)
+        raise ValueError(f"invalid config: {key + ': ' if key else ''}{what}") from None
     if hasattr(cfg, "validate"):
         cfg.validate()
     return cfg

@@ -51,13 +51,32 @@ class Camera:
     height: int
 
     def __post_init__(self):
-        if tuple(self.K.shape[-2:]) != (3, 3) or tuple(self.world_from_cam.shape[-2:]) != (4, 4):
-            raise ValueError(f"Camera needs K (...,3,3) and world_from_cam (...,4,4); got "
-                             f"{tuple(self.K.shape)} and {tuple(self.world_from_cam.shape)}")
-        R = np.asarray(_like(self.world_from_cam, np.zeros(0)))[..., :3, :3]
+        for name in ("K", "world_from_cam"):       # lists (e.g. from JSON) become arrays
+            if not isinstance(getattr(self, name), (np.ndarray, torch.Tensor)):
+                setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        K, T = (np.asarray(_like(m, np.zeros(0))) for m in (self.K, self.world_from_cam))
+        for name, m, n in (("K", K, 3), ("world_from_cam", T, 4)):
+            if m.shape[-2:] != (n, n):
+                raise ValueError(f"Camera {name} must be ({n}, {n}) (or batched (..., {n}, {n})), got shape {m.shape}")
+            if not np.isfinite(m).all():
+                raise ValueError(f"Camera {name} has {int((~np.isfinite(m)).sum())} NaN/Inf entries")
+        if K.shape[:-2] != T.shape[:-2]:
+            raise ValueError(f"Camera K {K.shape} and world_from_cam {T.shape} have different batch shapes")
+        if min(self.width, self.height) < 1:
+            raise ValueError(f"Camera width and height must be positive, got {self.width}x{self.height}")
+        if K.size and (np.abs(K[..., 2, :] - [0, 0, 1]).max() > 1e-9 or (K[..., 0, 0] <= 0).any()
+                       or (K[..., 1, 1] <= 0).any()):
+            raise ValueError(f"Camera K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0, got {K.tolist()}")
+        if T.size and np.abs(T[..., 3, :] - [0, 0, 0, 1]).max() > 1e-6:
+            raise ValueError(f"Camera world_from_cam bottom row must be [0, 0, 0, 1], got {T[..., 3, :].tolist()}")
+        R = T[..., :3, :3]
         err = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max() if R.size else 0.0
-        if err > 1e-4 or (R.size and np.abs(np.linalg.det(R) - 1).max() > 1e-4):
-            raise ValueError(f"world_from_cam is not a rigid transform (|R R^T - I| = {err:.2e})")
+        if err > 1e-4:
+            raise ValueError(f"Camera world_from_cam is not a rigid transform: its rotation is not orthonormal "
+                             f"(|R R^T - I| = {err:.2e})")
+        if R.size and (np.linalg.det(R) < 0).any():
+            raise ValueError("Camera world_from_cam is a reflection (det R = -1), not a rotation: one axis is "
+                             "flipped (OpenCV camera axes: x right, y down, z forward)")
 
     # -- batching helpers ---------------------------------------------------------------
     @property
@@ -120,6 +139,10 @@ class Camera:
         The point is where the camera ray through the pixel meets z = support_z + height. A ray
         parallel to that plane, or meeting it behind the camera, raises ValueError (never NaN).
         """
+        for name, a in (("pixels", pixels), ("heights", heights), ("support_z", support_z)):
+            bad = ~(torch.isfinite(a) if isinstance(a, torch.Tensor) else np.isfinite(np.asarray(a, dtype=np.float64)))
+            if bad.any():
+                raise ValueError(f"lift: {_count(bad)} of the {name} are NaN/Inf")
         origin, d = self.rays(pixels)
         plane_z = _like(support_z, d) + _like(heights, d)
         dz = d[..., 2]

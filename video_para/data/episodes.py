@@ -78,11 +78,9 @@ class Episode:
                 raise self._err(f"camera '{key}' masks are {masks.shape} {masks.dtype}, expected {imgs.shape[:3]} bool")
             if np.asarray(cam.K).shape != (T, 3, 3) or np.asarray(cam.world_from_cam).shape != (T, 4, 4):
                 raise self._err(f"camera '{key}' calibration must be per frame: K ({T},3,3), world_from_cam ({T},4,4)")
-            for t in range(T):
-                if not (np.isfinite(cam.K[t]).all() and np.isfinite(cam.world_from_cam[t]).all()):
-                    raise self._err(f"camera '{key}' calibration is NaN/Inf", t)
-                R = cam.world_from_cam[t, :3, :3]
-                if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or abs(np.linalg.det(R) - 1) > 1e-4 \
-                        or np.abs(cam.world_from_cam[t, 3] - [0, 0, 0, 1]).max() > 1e-6:
-                    raise self._err(f"camera '{key}' world_from_cam is not a rigid transform", t)
+            for t in range(T):                          # Camera checks shape, NaN/Inf, rigidity, reflection
+                try:
+                    cam.camera(t)
+                except ValueError as exc:
+                    raise self._err(f"camera '{key}' calibration: {exc}", t) from None
         return self

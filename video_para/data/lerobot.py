@@ -155,12 +155,18 @@ class LeRobotSource:
         info_path = self.root / "meta/info.json"
         if not info_path.exists():
             raise FileNotFoundError(f"{info_path}: not a LeRobot v3 dataset")
-        self.info = json.loads(info_path.read_text())
-        self.fps = float(self.info["fps"])
+        try:
+            self.info = json.loads(info_path.read_text())
+            self.fps = float(self.info["fps"])
+            self.cameras = [k.removeprefix("observation.images.") for k, f in self.info["features"].items()
+                            if f["dtype"] == "video"]
+            self.video_path = str(self.info["video_path"])
+        except KeyError as exc:
+            raise ValueError(f"{info_path}: malformed LeRobot info.json (missing key {exc})") from None
+        except (ValueError, TypeError, AttributeError) as exc:      # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{info_path}: malformed LeRobot info.json ({type(exc).__name__}: {exc})") from None
         self.data = _read_all(self.root / "data")
         self.episodes = _read_all(self.root / "meta/episodes").to_pylist()
-        self.cameras = [k.removeprefix("observation.images.") for k, f in self.info["features"].items()
-                        if f["dtype"] == "video"]
         for cam in self.cameras:
             for part in ("K", "world_from_cam"):
                 if f"observation.cameras.{cam}.{part}" not in self.data.column_names:
@@ -170,28 +176,49 @@ class LeRobotSource:
     def __len__(self) -> int:
         return len(self.episodes)
 
+    def _where(self, i: int, feature: str) -> str:
+        return f"{self.root}: episode {i}, feature '{feature}'"
+
     def column(self, name: str, lo: int, hi: int) -> np.ndarray:
         """Rows lo..hi-1 of a numeric feature as (hi - lo, d) float64."""
         if name not in self.data.column_names:
             raise KeyError(f"{self.root}: no feature '{name}'")
         return np.asarray(self.data.column(name).slice(lo, hi - lo).to_pylist(), dtype=np.float64).reshape(hi - lo, -1)
 
-    def frames(self, cam: str, i: int) -> VideoFrames:
-        """Episode i's frames of camera `cam` (lazy), located by its chunk/file index and from_timestamp."""
-        m, key = self.episodes[i], _img_key(cam)
-        path = self.root / self.info["video_path"].format(video_key=key, chunk_index=m[f"videos/{key}/chunk_index"],
-                                                          file_index=m[f"videos/{key}/file_index"])
-        first = int(round(m[f"videos/{key}/from_timestamp"] * self.fps))
-        H, W = self.info["features"][key]["shape"][:2]
-        try:
-            return VideoFrames(path, first, first + m["length"], H, W, self.backend, episode=i)
-        except VideoError as exc:
-            raise EpisodeError(f"episode {i}: {exc}") from exc
-
-    def load_episode(self, i: int, lazy: bool = False) -> Episode:
+    def feature(self, i: int, name: str, shape: tuple = ()) -> np.ndarray:
+        """Episode i's rows of a numeric feature as (T, *shape); a wrong width names dataset, episode, feature."""
         m = self.episodes[i]
         lo, hi = m["dataset_from_index"], m["dataset_to_index"]
-        T = hi - lo
+        try:
+            values = self.column(name, lo, hi)
+        except (ValueError, TypeError) as exc:             # ragged or non-numeric cells
+            raise EpisodeError(f"{self._where(i, name)}: not numeric per-frame values ({exc})") from None
+        if shape and values.shape[1] != np.prod(shape):
+            raise EpisodeError(f"{self._where(i, name)}: {values.shape[1]} values per frame, expected "
+                               f"{int(np.prod(shape))} (shape {shape})")
+        return values.reshape(hi - lo, *shape) if shape else values
+
+    def frames(self, cam: str, i: int) -> VideoFrames:
+        """Episode i's frames of camera `cam` (lazy), located by its chunk/file index and from_timestamp;
+        the file's frame count and size are checked against the metadata here (also for lazy decoding)."""
+        m, key = self.episodes[i], _img_key(cam)
+        try:
+            path = self.root / self.video_path.format(
+                video_key=key, chunk_index=m[f"videos/{key}/chunk_index"], file_index=m[f"videos/{key}/file_index"])
+            first = int(round(m[f"videos/{key}/from_timestamp"] * self.fps))
+            H, W = self.info["features"][key]["shape"][:2]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise EpisodeError(f"{self._where(i, key)}: malformed video metadata ({type(exc).__name__}: {exc})") from None
+        try:
+            return VideoFrames(path, first, first + m["length"], H, W, self.backend, where=self._where(i, key)).verify()
+        except VideoError as exc:
+            raise EpisodeError(f"{self._where(i, key)}: {exc}") from exc
+
+    def load_episode(self, i: int, lazy: bool = False) -> Episode:
+        if not 0 <= i < len(self):
+            raise IndexError(f"{self.root}: no episode {i} (data.episodes); the dataset has episodes 0..{len(self) - 1}")
+        m = self.episodes[i]
+        lo, hi = m["dataset_from_index"], m["dataset_to_index"]
         if not np.array_equal(self.column("index", lo, hi)[:, 0], np.arange(lo, hi)):
             raise EpisodeError(f"episode {i}: rows {lo}..{hi} of {self.root / 'data'} are not its frames")
         cams = {}
@@ -199,15 +226,22 @@ class LeRobotSource:
             images = self.frames(c, i)
             try:
                 images = images if lazy else np.asarray(images)
-            except VideoError as exc:                      # the message names the episode and the file
+            except VideoError as exc:                      # the message names the dataset, episode and file
                 raise EpisodeError(str(exc)) from exc
-            cams[c] = CameraTrack(images, self.column(f"observation.cameras.{c}.K", lo, hi).reshape(T, 3, 3),
-                                  self.column(f"observation.cameras.{c}.world_from_cam", lo, hi).reshape(T, 4, 4))
-        return Episode(index=m.get("video_para/source_index", m["episode_index"]), task=m["tasks"][0], fps=self.fps,
-                       timestamps=np.arange(T) / self.fps, ee_pos=self.column("observation.ee_pos", lo, hi),
-                       gripper=self.column("observation.gripper", lo, hi)[:, 0],
-                       action=self.column("action", lo, hi), support_z=float(self.column("support_z", lo, hi)[0, 0]),
-                       cameras=cams, meta=json.loads(m.get("video_para/meta", "{}"))).validate()
+            cams[c] = CameraTrack(images, self.feature(i, f"observation.cameras.{c}.K", (3, 3)),
+                                  self.feature(i, f"observation.cameras.{c}.world_from_cam", (4, 4)))
+        try:
+            meta = json.loads(m.get("video_para/meta", "{}"))
+        except ValueError as exc:
+            raise EpisodeError(f"{self._where(i, 'video_para/meta')}: not valid JSON ({exc})") from None
+        episode = Episode(index=m.get("video_para/source_index", m["episode_index"]), task=m["tasks"][0], fps=self.fps,
+                          timestamps=np.arange(hi - lo) / self.fps, ee_pos=self.feature(i, "observation.ee_pos", (3,)),
+                          gripper=self.feature(i, "observation.gripper", (1,))[:, 0], action=self.feature(i, "action", (4,)),
+                          support_z=float(self.feature(i, "support_z", (1,))[0, 0]), cameras=cams, meta=meta)
+        try:
+            return episode.validate()
+        except EpisodeError as exc:
+            raise EpisodeError(f"{self.root}: {exc}") from None
 
 
 def _read_all(folder: Path) -> pa.Table:

@@ -24,10 +24,9 @@ from .episodes import CameraTrack, Episode, EpisodeError
 
 def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0, support_z: float = 0.0,
                      camera: str = "agentview", gripper_open_width: float = 0.04) -> list[Episode]:
-    import h5py                                          # optional dependency: LIBERO import only
     K, world_from_cam = np.asarray(K, np.float64), np.asarray(world_from_cam, np.float64)
     episodes = []
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         if "data" not in f:
             raise EpisodeError(f"{path}: no 'data' group (not a LIBERO demo file)")
         names = sorted(f["data"], key=lambda n: int(re.sub(r"\D", "", n) or 0))
@@ -39,16 +38,30 @@ def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0,
                 ee = demo["obs/ee_pos"][:].astype(np.float64)
                 fingers = np.abs(demo["obs/gripper_states"][:]).mean(-1)
                 cmd = demo["actions"][:].astype(np.float64)
+                gripper = np.clip(1.0 - fingers / gripper_open_width, 0.0, 1.0)
+                action = np.c_[np.r_[ee[1:], ee[-1:]], (cmd[:, -1] + 1) / 2]
             except KeyError as exc:
                 raise EpisodeError(f"{path}: episode {i} ({name}): missing field {exc}") from exc
+            except (ValueError, IndexError) as exc:         # fields of different lengths or shapes
+                raise EpisodeError(f"{path}: episode {i} ({name}): malformed fields ({exc})") from None
             T = len(ee)
-            gripper = np.clip(1.0 - fingers / gripper_open_width, 0.0, 1.0)
-            action = np.c_[np.r_[ee[1:], ee[-1:]], (cmd[:, -1] + 1) / 2]
             track = CameraTrack(images, np.repeat(K[None], T, 0), np.repeat(world_from_cam[None], T, 0))
-            episodes.append(Episode(index=i, task=task, fps=fps, timestamps=np.arange(T) / fps, ee_pos=ee,
-                                    gripper=gripper, action=action, support_z=support_z, cameras={camera: track},
-                                    meta={"source": str(path), "demo": name}).validate())
+            episode = Episode(index=i, task=task, fps=fps, timestamps=np.arange(T) / fps, ee_pos=ee, gripper=gripper,
+                              action=action, support_z=support_z, cameras={camera: track},
+                              meta={"source": str(path), "demo": name})
+            try:
+                episodes.append(episode.validate())
+            except EpisodeError as exc:
+                raise EpisodeError(f"{path} ({name}): {exc}") from None
     return episodes
+
+
+def _open_hdf5(path):
+    import h5py                                          # optional dependency: LIBERO import only
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:                               # h5py's message does not name the file
+        raise EpisodeError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
 def simulator_calibration(suite: str, task_id: int, camera: str, height: int, width: int):
@@ -69,8 +82,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--task-id", type=int, default=0)
     ap.add_argument("--camera", default="agentview")
     a = ap.parse_args(argv)
-    import h5py
-    with h5py.File(a.path, "r") as f:
+    with _open_hdf5(a.path) as f:
         first = next(iter(f["data"].values()), None) if "data" in f else None
         if first is None or f"obs/{a.camera}_rgb" not in first:
             raise EpisodeError(f"{a.path}: no data/<demo>/obs/{a.camera}_rgb to size the calibration from")

@@ -181,11 +181,22 @@ class VideoFrames:
     dtype = np.dtype(np.uint8)
     ndim = 4
 
-    def __init__(self, path, lo: int, hi: int, height: int, width: int, backend: str = "auto",
-                 episode: int | None = None):
+    def __init__(self, path, lo: int, hi: int, height: int, width: int, backend: str = "auto", where: str = ""):
         self.path, self.lo, self.hi, self.backend = Path(path), int(lo), int(hi), resolve_backend(backend)
-        self.episode = episode                             # named in decode errors
+        self.where = where                                 # e.g. "<dataset>: episode 3": prefixes decode errors
         self.shape = (self.hi - self.lo, int(height), int(width), 3)
+
+    def verify(self) -> "VideoFrames":
+        """Open the file (headers and packet index only) and check it holds frames [lo, hi) of the
+        promised size, so a truncated or resized video fails at load, not when a batch reaches it."""
+        r = self.reader()
+        if r.num_frames < self.hi:
+            raise VideoError(f"{self.path}: has {r.num_frames} frames, frames {self.lo}..{self.hi - 1} are needed "
+                             "(truncated?)")
+        if (r.height, r.width) != self.shape[1:3]:
+            raise VideoError(f"{self.path}: frames are {r.width}x{r.height}, the metadata says "
+                             f"{self.shape[2]}x{self.shape[1]}")
+        return self
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -198,9 +209,9 @@ class VideoFrames:
         try:
             out = self.reader().frames(self.lo + np.atleast_1d(idx))
         except VideoError as exc:
-            if self.episode is None:
+            if not self.where:
                 raise
-            raise VideoError(f"episode {self.episode}: {exc}") from exc
+            raise VideoError(f"{self.where}: {exc}") from exc
         return out[0] if np.ndim(idx) == 0 else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

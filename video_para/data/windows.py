@@ -36,6 +36,17 @@ from .episodes import Episode
 OUT_OF_IMAGE = ("drop", "clip", "error")
 
 
+def _spans(frames: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8' (sorted frame numbers, for messages)."""
+    runs = []
+    for t in frames:
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
 class WindowDataset(Dataset):
     """In-memory windows over validated episodes, one camera."""
 
@@ -53,29 +64,36 @@ class WindowDataset(Dataset):
         self.index: list[tuple[int, int]] = []
         self._pix: list[np.ndarray] = []     # (1 + N_W, 2) pixels of each kept window, projected once
         self.dropped = self.clipped = 0
+        skipped: dict[int, list[int]] = {}   # episode index -> frames whose window was dropped
         for e, ep in enumerate(episodes):
             if self.camera not in ep.cameras:
                 raise KeyError(f"episode {ep.index}: no camera '{self.camera}' (has {sorted(ep.cameras)})")
             for t in range(len(ep)):
                 cam = ep.cameras[self.camera].camera(t)
-                pix = cam.project(ep.ee_pos[np.concatenate([[t], self._steps(ep, t)])])
-                ok = cam.in_image(pix)
+                pix, depth = cam.project_with_depth(ep.ee_pos[np.concatenate([[t], self._steps(ep, t)])])
+                ok = (depth > 0) & cam.in_image(pix)
                 if not ok.all():
                     if out_of_image == "error":
-                        raise ValueError(f"episode {ep.index}, frame {t}: {int((~ok).sum())} target(s) project "
-                                         f"outside the image of camera '{self.camera}'")
-                    if out_of_image == "drop" or not ok[0]:   # the start keypoint itself must be visible
+                        raise ValueError(f"episode {ep.index}, frame {t}: {int((~ok).sum())} of the EE positions "
+                                         f"t..t+{self.n_window} are behind or outside the image of camera "
+                                         f"'{self.camera}' (data.out_of_image=drop skips such windows)")
+                    # the start keypoint must be visible, and a point behind the camera has no pixel to clip to
+                    if out_of_image == "drop" or not ok[0] or (depth <= 0).any():
                         self.dropped += 1
+                        skipped.setdefault(ep.index, []).append(t)
                         continue
                     self.clipped += 1
                     pix = np.clip(pix, 0, [cam.width - 1e-3, cam.height - 1e-3])
                 self.index.append((e, t))
                 self._pix.append(pix)
+        where = "; ".join(f"episode {k} frames {_spans(v)}" for k, v in list(skipped.items())[:10]) + \
+            ("; ..." if len(skipped) > 10 else "")
         if self.dropped or self.clipped:
-            warnings.warn(f"WindowDataset: {self.dropped} window(s) dropped, {self.clipped} clipped "
-                          f"(targets outside the image)", stacklevel=2)
+            warnings.warn(f"WindowDataset: {self.dropped} window(s) dropped ({where or 'none'}), {self.clipped} "
+                          f"clipped: EE targets behind or outside the image of camera '{self.camera}'", stacklevel=2)
         if not self.index:
-            raise ValueError("no window has all its targets inside the image")
+            raise ValueError(f"no window has all its EE targets inside the image of camera '{self.camera}' "
+                             f"({len(episodes)} episode(s); {where})")
 
     def _steps(self, ep: Episode, t: int) -> np.ndarray:
         return np.minimum(np.arange(t + 1, t + 1 + self.n_window), len(ep) - 1)

@@ -58,6 +58,34 @@ class ActionChunk:
     heatmaps: np.ndarray | None   # (N_W, H_out, W_out) PARA probabilities, None for regression
 
 
+def image_tensor(image, camera: Camera, size: tuple[int, int]) -> torch.Tensor:
+    """One (H, W, 3) frame, uint8 or float in [0, 1], -> float tensor in [0, 1]. Anything else is a
+    ValueError naming what is wrong: a float image in 0..255, a NaN frame or a frame of another size
+    than the calibration or the policy would otherwise give finite, confidently wrong actions."""
+    img = image.detach().cpu() if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"predict: image must be one (H, W, 3) RGB frame, got shape {tuple(img.shape)}")
+    if img.dtype == torch.uint8:
+        img = img.float() / 255.0
+    elif img.is_floating_point():
+        img = img.float()
+        if not torch.isfinite(img).all():
+            raise ValueError(f"predict: image has {int((~torch.isfinite(img)).sum())} NaN/Inf values")
+        if img.min() < 0 or img.max() > 1:
+            raise ValueError(f"predict: float image values span [{img.min():.4g}, {img.max():.4g}]; float images must "
+                             "be in [0, 1] (pass 0..255 images as uint8)")
+    else:
+        raise ValueError(f"predict: image dtype {img.dtype} is not supported; pass uint8 (0..255) or float in [0, 1]")
+    H, W = img.shape[:2]
+    if (H, W) != (camera.height, camera.width):
+        raise ValueError(f"predict: image is {W}x{H} but its camera is calibrated for {camera.width}x{camera.height} "
+                         "(resize the image and use camera.scaled)")
+    if (H, W) != tuple(size):
+        raise ValueError(f"predict: image is {W}x{H} but the policy takes {size[1]}x{size[0]} images "
+                         "(resize it and use camera.scaled)")
+    return img
+
+
 PRETRAIN_STAGES = ("autoencoder", "diffusion")   # the backbone's own losses (SVD stage 0 and stage 1)
 
 
@@ -125,12 +153,13 @@ class Policy(nn.Module):
         position (conditions the backbone through its pixel) -> ActionChunk."""
         self.eval()
         device = next(self.parameters()).device
-        img = torch.as_tensor(np.asarray(image))
-        img = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
-        if img.ndim != 3 or img.shape[-1] != 3:
-            raise ValueError(f"predict expects one (H, W, 3) image, got {tuple(img.shape)}")
+        img = image_tensor(image, camera, self.config.image_size)
+        ee = np.asarray(ee_pos, dtype=np.float64)
+        if ee.shape != (3,) or not np.isfinite(ee).all() or not np.isfinite(support_z):
+            raise ValueError(f"predict: ee_pos must be 3 finite world coordinates and support_z finite, "
+                             f"got ee_pos={ee.tolist()}, support_z={support_z}")
         cam = camera.torch(torch.float32, device)
-        start = cam.project(torch.as_tensor(np.asarray(ee_pos, dtype=np.float32), device=device))
+        start = cam.project(torch.as_tensor(ee, dtype=torch.float32, device=device))
         cam_b = Camera(cam.K[None], cam.world_from_cam[None], cam.width, cam.height)
         dec = self.predict_batch(img.permute(2, 0, 1)[None].to(device), start[None], cam_b, [float(support_z)])
         actions = torch.cat([dec.xyz[0], dec.gripper[0, :, None]], -1)
@@ -190,7 +219,10 @@ class Policy(nn.Module):
         for name in ("config.json", "model.safetensors", "stats.json"):
             if not (directory / name).exists():
                 raise FileNotFoundError(f"{directory} is not a saved policy: {name} is missing")
-        meta = json.loads((directory / "config.json").read_text())
+        try:
+            meta = json.loads((directory / "config.json").read_text())
+        except ValueError as exc:
+            raise ValueError(f"{directory / 'config.json'}: not valid JSON ({exc})") from None
         if meta.get("format") != FORMAT:
             raise ValueError(f"{directory}/config.json: unknown format {meta.get('format')!r} (expected {FORMAT})")
         architecture = directory / "backbone"
@@ -198,7 +230,11 @@ class Policy(nn.Module):
             policy = cls(from_dict(PolicyConfig, meta["policy"]), Stats.load(directory / "stats.json"),
                          architecture if architecture.is_dir() else None)
         # clone: tensors in freshly allocated (aligned) memory compute bit-identically to the saved policy
-        state = {k: v.clone() for k, v in load_file(directory / "model.safetensors", device=map_location).items()}
+        try:
+            state = {k: v.clone() for k, v in load_file(directory / "model.safetensors", device=map_location).items()}
+        except Exception as exc:                            # SafetensorError, OSError: truncated or not safetensors
+            raise ValueError(f"{directory / 'model.safetensors'}: cannot be read (truncated or not a safetensors "
+                             f"file: {exc})") from None
         missing, unexpected = policy.load_state_dict(state, strict=False, assign=True)
         if missing or unexpected:
             raise ValueError(f"{directory}/model.safetensors does not match its config: "

@@ -48,8 +48,7 @@ class Stats:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"policy statistics missing: {path}")
-        d = json.loads(path.read_text())
         try:
-            return cls(**d)
-        except TypeError as e:
+            return cls(**json.loads(path.read_text()))
+        except (TypeError, ValueError) as e:                # json.JSONDecodeError is a ValueError
             raise ValueError(f"{path}: bad statistics ({e})") from None
