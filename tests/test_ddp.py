@@ -88,6 +88,19 @@ def test_pretrain_diffusion_stage_on_two_processes_takes_the_launchers_precision
 
 
 @pytest.mark.slow
+def test_a_nan_loss_stops_both_processes_with_the_same_message(tmp_path):
+    # an absurd learning rate blows the weights up after the first step
+    done = subprocess.run([*LAUNCH, "--mixed_precision", "no", "finetune.py", "experiment=tiny_para", *COMMON,
+                           *PRESETS["tiny_para"], "train.batch_size=4", "train.warmup_steps=0", "train.lr_head=1e30",
+                           f"output_dir={tmp_path}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode != 0
+    messages = [line.split("FloatingPointError: ")[1] for line in done.stderr.splitlines() if "FloatingPointError: " in line]
+    assert len(messages) == 2 and messages[0] == messages[1] and messages[0].startswith("step "), done.stderr[-3000:]
+    assert not (tmp_path / "policy").exists()
+
+
+@pytest.mark.slow
 def test_deepspeed_zero2_config_prepares_and_trains_on_cpu(tmp_path):
     """ZeRO-2 through configs/accelerate/deepspeed_zero2.yaml: the micro batch DeepSpeed needs comes from
     train.batch_size (the loader's batch_size is None). One process: on CPU, Accelerate's state stays

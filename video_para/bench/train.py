@@ -27,7 +27,10 @@ def _throughput(procs: int, threads: int, args: list[str], steps: int, out: Path
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
-    return json.loads((out / "throughput.json").read_text())
+    t = json.loads((out / "throughput.json").read_text())
+    if t["processes"] != procs:         # the launch fell back to independent single-process runs
+        raise RuntimeError(f"{' '.join(cmd)} trained with {t['processes']} process(es), not {procs}")
+    return t
 
 
 def main(argv=None):
