@@ -26,7 +26,7 @@ comparisons:
     return path
 
 
-def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
+def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch, capsys):
     path = write_suite(tmp_path, "[0, 1]")
     results = suite.main([str(path), *SMALL])
     out = tmp_path / "out"
@@ -43,12 +43,19 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch):
     again = suite.main([str(path), *SMALL])
     assert [r["successes"] for r in again] == [r["successes"] for r in results]
     assert json.loads((out / "lr" / "para" / "seed0" / "result.json").read_text())["seed"] == 0
+    # ... but never one made with another config: that is re-run, naming the keys that differ
+    monkeypatch.setattr(suite, "finetune", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("re-run")))
+    with pytest.raises(RuntimeError, match="re-run"):
+        suite.main([str(path), *SMALL, "train.steps=3"])
+    assert "lr/PARA seed 0: " in capsys.readouterr().out.split("another config (train.steps: 2 -> 3); re-running")[0]
+    assert not (out / "lr" / "para" / "seed0").exists()
+    (out / "lr" / "para" / "seed0").mkdir(parents=True)       # stands in for the re-run (tabulated next as missing)
     # report_only tabulates what has finished and trains nothing
     (out / "lr" / "global_mlp" / "seed1" / "result.json").unlink()
     partial = suite.main([str(path), *SMALL, "suite.report_only=true"])
     table = (out / "results.md").read_text().split("\n\n")[0]                               # the success table
     rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
-    assert len(partial) == 3 and "/6)" in rows["PARA"] and "/3)" in rows["global MLP"]
+    assert len(partial) == 2 and "/3)" in rows["PARA"] and "/3)" in rows["global MLP"]
 
 def test_only_runs_the_named_comparisons(tmp_path):
     path = write_suite(tmp_path)
@@ -63,6 +70,16 @@ def test_only_runs_the_named_comparisons(tmp_path):
     assert not (tmp_path / "out" / "lr").exists()
     with pytest.raises(ValueError, match=r"only=\['lr2'\] names no comparison"):
         suite.main([str(path), *SMALL, "suite.only=[lr2]"])
+
+
+@pytest.mark.parametrize("entry", ["suite", "quickstart"])
+def test_a_misspelt_override_is_an_error_before_anything_is_written(tmp_path, monkeypatch, entry):
+    from video_para import quickstart
+    monkeypatch.chdir(tmp_path)
+    run = (lambda args: suite.main([str(write_suite(tmp_path)), *args])) if entry == "suite" else quickstart.main
+    with pytest.raises(ValueError, match=r"train.stepz: Key 'stepz' not in 'TrainConfig'"):
+        run(["train.stepz=5"])
+    assert [p.name for p in tmp_path.iterdir()] == (["s.yaml"] if entry == "suite" else [])
 
 
 def test_subsample_spreads_over_the_split():

@@ -8,8 +8,9 @@ the demos, its test split the rollouts) and methods, each method an experiment c
 configs/experiment/ plus overrides, optionally initialised from a pretraining experiment run first.
 `key=value` arguments are applied to every experiment (e.g. `train.steps=300`); suite fields are
 set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.report_only=true` tabulates what has
-finished so far). Finished runs are reused (their
-result.json), so an interrupted suite continues where it stopped. Writes <output_dir>/results.md|csv
+finished so far). A finished run (its result.json) is reused only if its config.yaml equals the config
+requested now, so an interrupted suite continues where it stopped; one made with another config (say
+an earlier train.steps) is re-run, and the keys that differ are printed. Writes <output_dir>/results.md|csv
 (success with per-seed spread beside the paper's number, and offline errors on held-out demos),
 the paper's plots per comparison, and each run's policy, metrics, videos and overlays.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CONFIG_ROOT, load_config, to_yaml
+from .config import CONFIG_ROOT, load_config, to_dict, to_yaml
 from .data.sources import build_dataset
 from .data.windows import WindowDataset
 from .envs import ENVS
@@ -33,6 +35,7 @@ from .eval.offline import offline_metrics
 from .eval.protocols import load_protocol, specs
 from .eval.report import grasp_table, plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
 from .eval.rollout import EpisodeResult, RolloutResult, rollout
+from .training.checkpoint import config_diff
 from .training.cli import finetune
 from .training.config import ExperimentConfig
 
@@ -127,24 +130,41 @@ class Runner:
         init = ""
         for i, experiment in enumerate(chain):
             out = pretrain_dir(self.out, chain[:i + 1], seed)
-            if not (out / "policy" / "model.safetensors").exists():
-                cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"train.init_from={init}",
-                                                     f"seed={seed}", f"output_dir={out}"])
+            cfg = load_config(ExperimentConfig, [f"experiment={experiment}", *self.common, f"train.init_from={init}",
+                                                 f"seed={seed}", f"output_dir={out}"])
+            if not (out / "policy" / "model.safetensors").exists() or discard_if_changed(out, cfg, experiment):
                 print(f"[suite] pretraining {experiment} (seed {seed}) -> {out}")
                 finetune(cfg, dataset=self.dataset(cfg))
             init = str(out / "policy")
         return Path(init)
 
-    def finished(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict | None:
-        path = run_dir(self.out, comp.name, method.name, seed) / "result.json"
-        return json.loads(path.read_text()) if path.exists() else None
+    def config(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> ExperimentConfig:
+        """One run's resolved config; its pretraining chain's last policy (see pretrained()) as train.init_from."""
+        init = [f"train.init_from={pretrain_dir(self.out, method.pretrain, seed) / 'policy'}"] if method.pretrain else []
+        return experiment_config(method, comp, seed, run_dir(self.out, comp.name, method.name, seed), self.common + init)
+
+    def finished(self, comp: ComparisonConfig, method: MethodSpec, seed: int, discard: bool = True) -> dict | None:
+        """The run's result, if it finished with the config requested now. One made with another config
+        is never reported: its differing keys are printed and (`discard`) its folder removed."""
+        out, name = run_dir(self.out, comp.name, method.name, seed), f"{comp.name}/{method.name} seed {seed}"
+        if not (out / "result.json").exists():
+            return None
+        cfg = self.config(comp, method, seed)
+        if discard:
+            if discard_if_changed(out, cfg, name):
+                return None
+        elif (why := changes(out, cfg)):
+            print(f"[suite] {name}: finished with another config ({why}); not reported")
+            return None
+        return json.loads((out / "result.json").read_text())
 
     def run(self, comp: ComparisonConfig, method: MethodSpec, seed: int) -> dict:
         if (done := self.finished(comp, method, seed)) is not None:
             return done
         out = run_dir(self.out, comp.name, method.name, seed)
-        overrides = [f"train.init_from={self.pretrained(method.pretrain, seed)}"] if method.pretrain else []
-        cfg = experiment_config(method, comp, seed, out, self.common + overrides)
+        if method.pretrain:
+            self.pretrained(method.pretrain, seed)          # the policy self.config() starts from
+        cfg = self.config(comp, method, seed)
         protocol = load_protocol(cfg.data.protocol, cfg.data.protocol_overrides)
         test = subsample(specs(protocol, "test"), comp.episodes)
         if not self._shown:
@@ -172,6 +192,23 @@ class Runner:
         if method.paper is not None or not method.paper_from_protocol:
             return method.paper
         return protocol.paper.get(cfg.policy.head.type)
+
+
+def changes(out: Path, cfg: ExperimentConfig) -> str:
+    """'' if the run in `out` was made with `cfg` (its config.yaml, output folder and logging aside),
+    else the keys that differ."""
+    if not (out / "config.yaml").exists():
+        return "it has no config.yaml"
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in config_diff(out, to_dict(cfg)).items())
+
+
+def discard_if_changed(out: Path, cfg: ExperimentConfig, name: str) -> bool:
+    """Remove the finished run in `out` if it was made with another config than `cfg` (printing how)."""
+    if not (why := changes(out, cfg)):
+        return False
+    print(f"[suite] {name}: {out} was made with another config ({why}); re-running")
+    shutil.rmtree(out)
+    return True
 
 
 def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
@@ -237,23 +274,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
             sys.exit(f"'{a}': the suite sets seeds and output folders itself; use suite.seeds=[...] / suite.output_dir=...")
     path = Path(name) if name.endswith(".yaml") else CONFIG_ROOT / "suite" / f"{name}.yaml"
     suite = load_config(SuiteConfig, [f"config={path}", *suite_args])
+    runner, results = Runner(suite, common), []
+    planned = [(comp, method, seed) for comp in suite.comparisons if not suite.only or comp.name in suite.only
+               for seed in suite.seeds for method in comp.methods]
+    for comp, method, seed in planned:                 # a typo in an override fails here, before anything is written
+        runner.config(comp, method, seed)
     t0, out = time.time(), Path(suite.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.yaml").write_text(to_yaml(suite))
     print(f"[suite] {suite.name}: seeds {suite.seeds}, output {out}, overrides {common}")
-    runner, results = Runner(suite, common), []
-    for comp in suite.comparisons:
-        if suite.only and comp.name not in suite.only:
+    for comp, method, seed in planned:
+        if suite.report_only:
+            done = runner.finished(comp, method, seed, discard=False)
+            results += [done] if done else []
+            print(f"[suite] {comp.name}/{method.name} seed {seed}: " + ("finished" if done else "NOT RUN"))
             continue
-        for seed in suite.seeds:
-            for method in comp.methods:
-                if suite.report_only:
-                    done = runner.finished(comp, method, seed)
-                    results += [done] if done else []
-                    print(f"[suite] {comp.name}/{method.name} seed {seed}: " + ("finished" if done else "NOT RUN"))
-                    continue
-                results.append(runner.run(comp, method, seed))
-                print(f"[suite] {time.time() - t0:.0f} s so far")
+        results.append(runner.run(comp, method, seed))
+        print(f"[suite] {time.time() - t0:.0f} s so far")
     written = report(suite, results, out)
     print("\n" + (out / "results.md").read_text() + "\n" + (out / "offline.md").read_text())
     print("written:\n  " + "\n  ".join(map(str, written)))
