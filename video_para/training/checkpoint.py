@@ -85,13 +85,13 @@ def remove_partial(out: Path) -> None:
 
 
 def checkpoints(out: Path) -> list[Path]:
-    """Complete checkpoints to resume from, best first: the one `last` names, then older ones."""
+    """Complete checkpoints to resume from, best first: the one `last` names (the newest when a kill came
+    before `last` was written), then older ones."""
     root = Path(out) / "checkpoints"
-    if not (root / "last").exists():
-        return []
-    last = (root / "last").read_text().strip()
-    older = sorted((p for p in root.glob("[0-9]" * 7) if p.name < last), reverse=True)
-    return [p for p in [root / last, *older] if (p / "trainer_state.json").exists()]
+    found = sorted(root.glob("[0-9]" * 7), reverse=True)        # only complete ones are renamed into place
+    if (root / "last").exists():
+        found = [p for p in found if p.name <= (root / "last").read_text().strip()]
+    return [p for p in found if (p / "trainer_state.json").exists()]
 
 
 def config_diff(checkpoint: Path, config: dict) -> dict[str, tuple]:
