@@ -5,7 +5,12 @@ train.init_from (+ train.init_parts):
   pointtrack   point-track pretraining on robot-free videos with a dot at the EE
 
 `python pretrain.py experiment=tiny_svd_autoencoder|tiny_svd_pretrain|tiny_pointtrack_pretrain [key=value ...]`"""
+import sys
+
+from video_para.config import exit_if_help
 from video_para.training.cli import main
+from video_para.training.config import ExperimentConfig
 
 if __name__ == "__main__":
+    exit_if_help(sys.argv[1:], "python pretrain.py experiment=NAME [key=value ...]", __doc__, ExperimentConfig)
     main(stages=("autoencoder", "diffusion", "pointtrack"), script="pretrain")

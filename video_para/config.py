@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import typing
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -121,6 +122,35 @@ def _raw_from_args(args: list[str], root: Path) -> DictConfig:
 def presets(root: Path | None = None, group: str = "experiment") -> list[str]:
     """The names of configs/<group>/*.yaml (e.g. the experiment presets)."""
     return sorted(p.stem for p in Path(root or CONFIG_ROOT, group).glob("*.yaml"))
+
+
+def groups_text(root: Path | None = None) -> str:
+    """The experiment presets and config groups, for the --help of every entry point."""
+    root = Path(root or CONFIG_ROOT)
+    groups = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "experiment")
+    return "\n".join(["experiment presets (experiment=NAME loads configs/experiment/NAME.yaml):",
+                      textwrap.fill(", ".join(presets(root)), 110, initial_indent="  ", subsequent_indent="  "),
+                      "config groups (KEY=@GROUP/NAME loads configs/GROUP/NAME.yaml at KEY, e.g. "
+                      "policy.backbone=@backbone/tiny):",
+                      *(textwrap.fill(f"{g}: {', '.join(presets(root, g))}", 110, initial_indent="  ",
+                                      subsequent_indent="    ") for g in groups)])
+
+
+def exit_if_help(argv: list[str], usage: str, doc: str, schema: type | None = None) -> None:
+    """-h/--help on a key=value entry point: print usage, its docstring, the schema's top-level keys with
+    their defaults, the presets and config groups, and exit 0 before anything is built or written."""
+    if not any(a in ("-h", "--help") for a in argv):
+        return
+    text = [f"usage: {usage}", "", textwrap.dedent(doc or "").strip(), ""]
+    if schema is not None:
+        text.append("keys (key=value, values parsed as YAML; nested: a.b=value; unknown keys are errors):")
+        for f in dataclasses.fields(instance := _default_instance(schema, {})):
+            value = getattr(instance, f.name)
+            shown = f"{type(value).__name__} (set {f.name}.<field>=...)" if dataclasses.is_dataclass(value) else repr(value)
+            text.append(f"  {f.name} = {shown}")
+        text.append("")
+    print("\n".join(text + [groups_text()]))
+    raise SystemExit(0)
 
 
 def _open_plain_dicts(node: DictConfig) -> None:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import sys
 
+from .config import exit_if_help
+from .suite import SuiteConfig
 from .suite import main as run_suite
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_suite(["quickstart", *(sys.argv[1:] if argv is None else argv)])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(argv, "python -m video_para.quickstart [suite.field=value ...] [key=value ...]", __doc__, SuiteConfig)
+    run_suite(["quickstart", *argv])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CONFIG_ROOT, load_config, to_dict, to_yaml
+from .config import CONFIG_ROOT, exit_if_help, load_config, to_dict, to_yaml
 from .data.sources import build_dataset
 from .data.windows import WindowDataset
 from .envs import ENVS
@@ -38,6 +38,8 @@ from .eval.rollout import EpisodeResult, RolloutResult, rollout
 from .training.checkpoint import config_diff
 from .training.cli import finetune
 from .training.config import ExperimentConfig
+
+USAGE = "python -m video_para.suite NAME|PATH.yaml [suite.field=value ...] [experiment key=value ...]"
 
 
 @dataclass
@@ -264,8 +266,9 @@ def compute_time(suite: SuiteConfig, results: list[dict], out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(argv, USAGE, __doc__, SuiteConfig)
     if not argv or "=" in argv[0]:
-        sys.exit("usage: python -m video_para.suite NAME [suite.field=value ...] [experiment key=value ...]")
+        sys.exit(f"usage: {USAGE}")
     name, rest = argv[0], argv[1:]
     suite_args = [a.removeprefix("suite.") for a in rest if a.startswith("suite.")]
     common = [a for a in rest if not a.startswith("suite.")]

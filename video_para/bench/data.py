@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import exit_if_help
 from ..data.episodes import CameraTrack, Episode
 from ..data.lerobot import LeRobotSource, write_dataset
 from ..data.video import BACKENDS, backend_status, open_video
@@ -78,6 +79,7 @@ def loader_rate(ds, workers: int, batch: int) -> float:
 
 
 def main(argv: list[str]) -> None:
+    exit_if_help(argv, "python -m video_para.bench data [key=value ...]", __doc__)
     args = dict(a.split("=", 1) for a in argv)
     n_ep, T, size = int(args.get("episodes", 16)), int(args.get("frames", 50)), int(args.get("size", 128))
     n_window, batch, threads = int(args.get("n_window", 12)), int(args.get("batch", 16)), int(args.get("threads", 1))

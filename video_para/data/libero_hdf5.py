@@ -75,7 +75,8 @@ def simulator_calibration(suite: str, task_id: int, camera: str, height: int, wi
 
 
 def main(argv: list[str] | None = None) -> Path:
-    ap = argparse.ArgumentParser(description="LIBERO demo hdf5 -> LeRobot v3 dataset with simulator calibration")
+    ap = argparse.ArgumentParser(prog="python -m video_para.data.libero_hdf5",
+                                 description="LIBERO demo hdf5 -> LeRobot v3 dataset with simulator calibration")
     ap.add_argument("path")
     ap.add_argument("--out", required=True)
     ap.add_argument("--suite", default="libero_spatial")

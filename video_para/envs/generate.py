@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import load_config
+from ..config import exit_if_help, load_config
 from ..eval.protocols import load_protocol, specs
 from . import ENVS, EnvConfig
 from .expert import generate_demos
@@ -31,6 +31,8 @@ class GenerateConfig:
 
 def main(argv: list[str] | None = None) -> list:
     args = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(args, "python -m video_para.envs.generate protocol=NAME split=train|test [out=DIR] [key=value ...]",
+                 __doc__, GenerateConfig)
     proto_args = [a.removeprefix("protocol.") for a in args if a.startswith("protocol.")]
     cfg = load_config(GenerateConfig, [a for a in args if not a.startswith("protocol.")])
     protocol = load_protocol(cfg.protocol, proto_args)

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import load_config
+from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..models.policy import Policy
@@ -27,7 +27,8 @@ class EnvOnly:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="eval.py", description=__doc__)
+    ap = argparse.ArgumentParser(prog="eval.py", description=__doc__, epilog=groups_text(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", required=True, help="directory written by Policy.save_pretrained")
     ap.add_argument("--protocol", help="configs/protocol/<name>.yaml or a YAML path (default: the run's data.protocol, "
                                        "else left_right)")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import exit_if_help
 from .kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path
 from .safety import SafeIK, SafetyConfig
 
@@ -52,7 +53,9 @@ def placo_ik(urdf: Path, goals: np.ndarray, tolerance: float = 1e-3, iterations:
 
 
 def main(argv: list[str] | None = None) -> None:
-    n = int((sys.argv[1:] if argv is None else argv or ["500"])[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(argv, "python -m video_para.so100.bench [n]", __doc__)
+    n = int((argv or ["500"])[0])
     kin = ArmKinematics()
     goals = targets(kin, n)
     t0 = time.perf_counter()

@@ -139,11 +139,14 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
 
 
 def main(argv: list[str] | None = None):
-    from ..config import load_config
+    from ..config import exit_if_help, load_config
     from ..envs import ENVS
     from ..eval.protocols import load_protocol, specs
     from ..models.policy import Policy
-    cfg = load_config(DeployConfig, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(argv, "python deploy.py policy=DIR [robot=so100_sim|so100_follower] [key=value ...]", __doc__,
+                 DeployConfig)
+    cfg = load_config(DeployConfig, argv)
     if not cfg.policy:
         sys.exit("usage: python deploy.py policy=DIR [robot=so100_sim|so100_follower] [key=value ...]")
     policy = Policy.from_pretrained(cfg.policy)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config
+from ..config import exit_if_help, load_config
 from ..data.lerobot import write_dataset
 from ..envs import ENVS
 from ..envs.expert import generate_demos
@@ -48,6 +48,8 @@ class DryRunConfig:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
+    exit_if_help(argv, "python -m video_para.so100.dryrun [dryrun.field=value ...] [experiment key=value ...]",
+                 __doc__, DryRunConfig)
     cfg = load_config(DryRunConfig, [a.removeprefix("dryrun.") for a in argv if a.startswith("dryrun.")])
     common = [a for a in argv if not a.startswith("dryrun.")]
     threads = torch.get_num_threads()
