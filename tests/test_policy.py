@@ -122,3 +122,29 @@ def test_policy_config_from_overrides():
         load_config(PolicyConfig, ["head.type=mlp"])
     with pytest.raises(ValueError, match="backbone.mode"):
         load_config(PolicyConfig, ["backbone.mode=sometimes"])
+
+
+def test_select_action_pops_a_queue_refilled_every_replan_every_steps(tmp_path):
+    """LeRobot's interface: one action per call from the chunk's first replan_every actions; reset() empties it."""
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(), STATS, run={"eval": {"replan_every": 2}})
+    calls = []
+    predict = policy.predict
+    policy.predict = lambda *a: calls.append(a) or predict(*a)
+    image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    obs = {"image": image, "camera": camera(), "ee_pos": np.zeros(3), "support_z": 0.0}
+    chunk = predict(image, camera(), np.zeros(3), 0.0)
+    got = [policy.select_action(obs) for _ in range(3)]
+    assert len(calls) == 2 and policy.queued == 1                   # re-planned at steps 0 and 2
+    np.testing.assert_array_equal(got[0], chunk.actions[0])
+    np.testing.assert_array_equal(got[1], chunk.actions[1])
+    np.testing.assert_array_equal(policy.last_chunk.actions, chunk.actions)
+    policy.reset()
+    assert policy.queued == 0 and policy.last_chunk is None and policy.replan_every == 2
+    policy.select_action(obs)
+    assert len(calls) == 3
+    # the run it came from travels with the saved policy, and sets its re-planning interval
+    del policy.predict
+    loaded = Policy.from_pretrained(policy.save_pretrained(tmp_path / "p"))
+    assert loaded.run == {"eval": {"replan_every": 2}} and loaded.replan_every == 2
+    assert Policy(tiny_config(), STATS).replan_every == 4

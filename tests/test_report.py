@@ -74,3 +74,25 @@ def test_loss_curves_skip_a_damaged_log_and_name_it(tmp_path, capsys):
     assert path.stat().st_size > 0
     out = capsys.readouterr().out
     assert f"no loss curve for MLP: {zeros}" in out and "no loss curve for SVD" in out and "PARA" not in out
+
+
+def test_eval_cli_on_a_policy_copied_out_of_its_run_uses_the_run_it_carries(tmp_path, capsys):
+    """No config.yaml beside it: env (32x32 images, not the default 128), protocol, re-planning, episode length
+    and seed come from the policy's config.json `run`; the report is written beside the policy."""
+    import torch
+
+    from video_para.config import load_config, to_dict
+    from video_para.eval.cli import main
+    from video_para.models import Policy, Stats
+    from video_para.training.config import ExperimentConfig
+    torch.manual_seed(0)
+    size = [f"{part}.image_{side}=32" for part in ("policy", "env") for side in ("height", "width")]
+    run = load_config(ExperimentConfig, ["experiment=tiny_para", "data.protocol_overrides=[rows=2,cols=4]", "seed=3",
+                                         "eval.replan_every=5", "eval.max_steps=3", *size])
+    Policy(run.policy, Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5),
+           run=to_dict(run)).save_pretrained(tmp_path / "copied" / "policy")
+    main(["--policy", str(tmp_path / "copied" / "policy"), "--videos", "0", "--episodes", "1"])
+    out = capsys.readouterr().out
+    assert "policy/config.json (flags override them)" in out
+    assert "left_right/test (tabletop env): 1 episodes, re-plan every 5 steps, at most 3 steps, seed 3" in out
+    assert (tmp_path / "copied" / "eval" / "left_right_test" / "results.md").exists()

@@ -99,8 +99,8 @@ def _load_yaml(path: Path, root: Path) -> DictConfig:
     return OmegaConf.merge(merged, OmegaConf.create(data))
 
 
-def _raw_from_args(args: list[str], root: Path) -> DictConfig:
-    raw = OmegaConf.create({})
+def _raw_from_args(args: list[str], root: Path, base: dict | None = None) -> DictConfig:
+    raw = OmegaConf.create(base or {})
     for arg in args:
         if "=" not in arg:
             raise ValueError(f"expected key=value, got '{arg}'")
@@ -181,9 +181,10 @@ def from_dict(schema: type[T], raw: Any) -> T:
     return cfg
 
 
-def load_config(schema: type[T], args: list[str] | None = None, root: Path | None = None) -> T:
-    """Parse `experiment=... config=... key=value` arguments into a validated `schema` instance."""
-    return from_dict(schema, _raw_from_args(list(args or []), Path(root or CONFIG_ROOT)))
+def load_config(schema: type[T], args: list[str] | None = None, root: Path | None = None, base: dict | None = None) -> T:
+    """Parse `experiment=... config=... key=value` arguments, applied over the mapping `base` (e.g. a
+    saved run's config), into a validated `schema` instance."""
+    return from_dict(schema, _raw_from_args(list(args or []), Path(root or CONFIG_ROOT), base))
 
 
 def to_dict(cfg) -> dict:

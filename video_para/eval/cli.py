@@ -1,15 +1,19 @@
 """`python eval.py --policy DIR [--protocol NAME ...] [env.key=value ...]`: roll a saved policy out
-on a protocol's test (or train) scenes and write a report.
+on a protocol's test (or train) scenes and write a report (by default beside the policy, in
+DIR/../eval/<protocol>_<split>).
 
-A policy saved by a training run (DIR = <run>/policy) is evaluated as that run evaluates it: env,
-protocol, re-planning interval, episode length and seed come from <run>/config.yaml unless given here, so
-eval.py reproduces the run's own numbers (a LIBERO policy gets the LIBERO env, a policy trained to
-execute whole chunks is not re-planned every 4 steps)."""
+A policy is evaluated as the run that trained it evaluates it: env, protocol, re-planning interval,
+episode length and seed come from the run's config it carries (config.json `run`; for older policies,
+<run>/config.yaml beside DIR) unless given here, so eval.py reproduces the run's own numbers wherever
+the policy was copied (a LIBERO policy gets the LIBERO env, a policy trained to execute whole chunks
+is not re-planned every 4 steps)."""
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
@@ -40,24 +44,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
-    ap.add_argument("--out", default="outputs/eval")
+    ap.add_argument("--out", help="default: beside the policy, DIR/../eval/<protocol>_<split>")
     ap.add_argument("overrides", nargs="*", help="env.key=value")
     a = ap.parse_args(argv)
+    policy = Policy.from_pretrained(a.policy)
     run_yaml = Path(a.policy).parent / "config.yaml"
-    if run_yaml.exists():
-        run = load_config(ExperimentConfig, [f"config={run_yaml}", *a.overrides])
+    saved = policy.run or (yaml.safe_load(run_yaml.read_text()) if run_yaml.exists() else None)
+    if saved:
+        run = load_config(ExperimentConfig, a.overrides, base=saved)
         env_cfg, replan, max_steps, seed = run.env, run.eval.replan_every, run.eval.max_steps, run.seed
         name, overrides = (a.protocol, []) if a.protocol else (run.data.protocol, list(run.data.protocol_overrides))
-        print(f"[eval] settings from {run_yaml} (flags override them)")
+        print(f"[eval] settings from {Path(a.policy) / 'config.json' if policy.run else run_yaml} (flags override them)")
     else:
         env_cfg, replan, max_steps, seed = load_config(EnvOnly, a.overrides).env, 4, 80, 0
         name, overrides = a.protocol or "left_right", []
     replan, max_steps = a.replan_every or replan, a.max_steps or max_steps
     seed = seed if a.seed is None else a.seed
-    policy = Policy.from_pretrained(a.policy)
     protocol = load_protocol(name, [*overrides, *a.protocol_override])
     scenes = specs(protocol, a.split)[: a.episodes or None]
-    out = Path(a.out)
+    out = Path(a.out) if a.out else Path(a.policy).parent / "eval" / f"{protocol.name}_{a.split}"
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
           f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}")
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,

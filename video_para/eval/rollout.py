@@ -1,8 +1,11 @@
-"""Closed-loop rollouts of any policy in any env: predict a chunk, execute k actions, re-plan.
+"""Closed-loop rollouts of any policy in any env, one `select_action` per control tick.
 
-A policy is anything with `predict(image, camera, ee_pos, support_z) -> ActionChunk` (a saved
-`Policy`, an oracle...) and optionally `reset()`, called before each episode. A prediction that cannot be executed (the EE left the image, a pixel on
-the horizon) ends the episode as a failure with its reason recorded; it never crashes the run.
+A policy is a saved `Policy` or anything with `predict(image, camera, ee_pos, support_z) -> ActionChunk`
+(an oracle...; wrapped by models.policy.queued) and optionally `reset()`; its chunk queue is reset
+before each episode with this rollout's `replan_every` (None: the policy's own, a saved policy's
+`run.replan_every`, else 4). A prediction that cannot be executed (the EE
+left the image, a pixel on the horizon) ends the episode as a failure with its reason recorded; it
+never crashes the run.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..envs.base import Env
+from ..models.policy import queued
 from .report import overlay
 
 
@@ -42,36 +46,33 @@ class RolloutResult:
         return self.successes / max(1, len(self.episodes))
 
 
-def rollout(policy, env: Env, specs: list[dict], replan_every: int = 4, max_steps: int = 80, seed: int = 0,
+def rollout(policy, env: Env, specs: list[dict], replan_every: int | None = None, max_steps: int = 80, seed: int = 0,
             video_dir: Path | None = None, n_videos: int = 0, camera: str = "", desc: str = "rollout") -> RolloutResult:
     cam_name = camera or env.camera_names[0]
-    result = RolloutResult()
+    agent, result = queued(policy), RolloutResult()
     bar = tqdm(specs, desc=desc)
     for i, spec in enumerate(bar):
         obs = env.reset(spec, seed + i)
-        if hasattr(policy, "reset"):
-            policy.reset()
+        agent.reset(replan_every)
         frames, steps, failure = [], 0, ""
         holding = env.holding()
         grasps = None if holding is None else int(holding)
         record = video_dir is not None and i < n_videos
         while steps < max_steps and not env.success():
             try:
-                chunk = policy.predict(obs.images[cam_name], obs.cameras[cam_name], obs.ee_pos, obs.support_z)
+                action = agent.select_action({"image": obs.images[cam_name], "camera": obs.cameras[cam_name],
+                                              "ee_pos": obs.ee_pos, "support_z": obs.support_z})
             except (ValueError, FloatingPointError) as e:
                 failure = str(e).split(";")[0][:160]
                 break
-            for action in chunk.actions[:replan_every]:
-                if record:
-                    frames.append(overlay(obs.images[cam_name], chunk.pixels, chunk.heatmaps))
-                obs = env.step(action[:3], float(action[3]))
-                steps += 1
-                if grasps is not None:
-                    now = env.holding()
-                    grasps += int(now and not holding)
-                    holding = now
-                if env.success() or steps >= max_steps:
-                    break
+            if record:
+                frames.append(overlay(obs.images[cam_name], agent.last_chunk.pixels, agent.last_chunk.heatmaps))
+            obs = env.step(action[:3], float(action[3]))
+            steps += 1
+            if grasps is not None:
+                now = env.holding()
+                grasps += int(now and not holding)
+                holding = now
         ep = EpisodeResult(spec, env.success(), steps, getattr(env, "bowl_plate_error", lambda: float("nan"))(), failure,
                            grasps)
         if record and frames:

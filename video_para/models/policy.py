@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,58 @@ class ActionChunk:
     heatmaps: np.ndarray | None   # (N_W, H_out, W_out) PARA probabilities, None for regression
 
 
+class ChunkQueue:
+    """LeRobot's inference interface (PreTrainedPolicy.select_action / reset): the first `replan_every`
+    actions of a predicted chunk wait in a deque and are handed out one per control tick; the tick
+    that finds it empty re-plans from its observation (the others ignore theirs). Every runner — sim
+    rollouts, the SO-100 loop — calls select_action once per tick. Policy mixes it in; `queued()`
+    gives it to anything with predict() (an oracle, a replayed demo).
+
+    observation = {"image": (H, W, 3) uint8 or float in [0, 1], "camera": Camera of that image,
+                   "ee_pos": (3,) current world EE position, "support_z": table height (world z)}"""
+
+    replan_every: int = 4
+    last_chunk: ActionChunk | None = None      # the chunk the queued actions come from (overlays, logs)
+    _queue: deque | tuple = ()
+
+    @property
+    def queued(self) -> int:
+        """Actions left before the next re-plan (0: the next select_action predicts)."""
+        return len(self._queue)
+
+    def reset(self, replan_every: int | None = None) -> None:
+        """Empty the queue (before each episode); a `replan_every` given applies from now on."""
+        self._queue, self.last_chunk = deque(), None
+        if replan_every is not None:
+            self.replan_every = int(replan_every)
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        """One action (4,): world xyz + gripper command in [0, 1]."""
+        if not self._queue:
+            o = observation
+            self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
+            self._queue = deque(self.last_chunk.actions[: self.replan_every])
+        return self._queue.popleft()
+
+
+class _Queued(ChunkQueue):
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def predict(self, *args):
+        return self.predictor.predict(*args)
+
+    def reset(self, replan_every: int | None = None) -> None:
+        super().reset(replan_every)
+        if hasattr(self.predictor, "reset"):
+            self.predictor.reset()
+
+
+def queued(policy) -> ChunkQueue:
+    """`policy` itself if it has select_action/reset (a Policy), else a ChunkQueue over its predict()."""
+    return policy if isinstance(policy, ChunkQueue) else _Queued(policy)
+
+
 def image_tensor(image, camera: Camera, size: tuple[int, int]) -> torch.Tensor:
     """One (H, W, 3) frame, uint8 or float in [0, 1], -> float tensor in [0, 1]. Anything else is a
     ValueError naming what is wrong: a float image in 0..255, a NaN frame or a frame of another size
@@ -89,12 +142,16 @@ def image_tensor(image, camera: Camera, size: tuple[int, int]) -> torch.Tensor:
 PRETRAIN_STAGES = ("autoencoder", "diffusion")   # the backbone's own losses (SVD stage 0 and stage 1)
 
 
-class Policy(nn.Module):
-    def __init__(self, config: PolicyConfig, stats: Stats, architecture: Path | None = None):
-        """`architecture`: a saved policy's backbone/ folder, to rebuild the backbone without its weights."""
+class Policy(nn.Module, ChunkQueue):
+    def __init__(self, config: PolicyConfig, stats: Stats, architecture: Path | None = None, run: dict | None = None):
+        """`architecture`: a saved policy's backbone/ folder, to rebuild the backbone without its weights.
+        `run`: the resolved config of the run that trained it (training passes it; saved as config.json
+        `run`), so that eval.py evaluates it in its own env, protocol and re-planning wherever it is
+        copied; its eval.replan_every is select_action's re-planning interval."""
         super().__init__()
         config.validate()
-        self.config, self.stats = config, stats
+        self.config, self.stats, self.run = config, stats, dict(run or {})
+        self.reset(self.run.get("eval", {}).get("replan_every", ChunkQueue.replan_every))
         self.backbone = BACKBONES.build(config.backbone, config.image_size, architecture=architecture)
         self.head = HEADS.build(config.head, self.backbone.out_channels, config.n_window, config.image_size, stats)
 
@@ -195,7 +252,8 @@ class Policy(nn.Module):
         tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
         tmp.mkdir()                                 # mode from the umask (tempfile.mkdtemp's is 0700)
         try:
-            (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "policy": to_dict(self.config)}, indent=2))
+            meta = {"format": FORMAT, "policy": to_dict(self.config), **({"run": self.run} if self.run else {})}
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
             state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
             save_file(state, tmp / "model.safetensors")
             self.stats.save(tmp / "stats.json")
@@ -228,7 +286,7 @@ class Policy(nn.Module):
         architecture = directory / "backbone"
         with init_empty_weights():    # built without weights (no source weights read), then filled once
             policy = cls(from_dict(PolicyConfig, meta["policy"]), Stats.load(directory / "stats.json"),
-                         architecture if architecture.is_dir() else None)
+                         architecture if architecture.is_dir() else None, meta.get("run"))
         # clone: tensors in freshly allocated (aligned) memory compute bit-identically to the saved policy
         try:
             state = {k: v.clone() for k, v in load_file(directory / "model.safetensors", device=map_location).items()}

@@ -3,9 +3,9 @@
     python deploy.py policy=outputs/so100/para/policy robot=so100_sim protocol=so100_pick [env.key=value ...]
     python deploy.py policy=DIR robot=so100_follower calibration=calib.json follower.port=/dev/ttyACM0
 
-Each re-plan: read camera + joints -> FK gives the EE position (the policy's start keypoint) ->
-Policy.predict -> N_W world targets + gripper. The first `replan_every` of them are sent one per
-control tick (`control_hz`), each through SafeIK (workspace clamp, EE/joint step limits, IK, FK
+One Policy.select_action per control tick (`control_hz`). A tick that finds its queue empty re-plans:
+read camera + joints -> FK gives the EE position (the policy's start keypoint) -> Policy.predict ->
+N_W world targets + gripper, of which the first `replan_every` are queued. Each action goes through SafeIK (workspace clamp, EE/joint step limits, IK, FK
 verification; NaN or unreachable -> hold) and only then to `send_action`. Between re-plans the loop
 tracks the joints it commanded (the position-controlled servos reach them within a tick; LeRobot's
 `max_relative_target` fences against the measured ones). A prediction that cannot be made (EE out of
@@ -21,6 +21,7 @@ import numpy as np
 
 from ..envs.so100 import SO100SimConfig
 from ..geometry import Camera
+from ..models.policy import queued
 from .robot import FollowerConfig, GripperMap, Robot, command_to_action, read_motors
 from .safety import SafeIK, SafetyConfig
 
@@ -34,7 +35,8 @@ class DeployConfig:
     calibration: str = ""               # camera JSON from `python -m video_para.so100.calibrate` (real arm)
     camera: str = "front"               # camera key in the robot's observation dict
     control_hz: float = 10.0            # command rate; 0: as fast as possible (simulation)
-    replan_every: int = 4               # actions of each predicted chunk executed before re-planning
+    replan_every: int = 0               # actions of each predicted chunk executed before re-planning
+                                        # (0: the policy's own, its config.json run.replan_every, else 4)
     max_steps: int = 100                # control ticks per episode
     protocol: str = "so100_pick"        # sim: scenes of this protocol's `split`
     split: str = "test"
@@ -52,8 +54,8 @@ class DeployConfig:
             raise ValueError(f"deploy: robot must be one of {ROBOTS}, got '{self.robot}'")
         if self.robot == "so100_follower" and not self.calibration:
             raise ValueError("deploy: the real arm needs calibration=<camera JSON> (python -m video_para.so100.calibrate)")
-        if self.replan_every < 1 or self.max_steps < 1 or self.control_hz < 0:
-            raise ValueError("deploy: replan_every and max_steps must be positive, control_hz >= 0")
+        if self.replan_every < 0 or self.max_steps < 1 or self.control_hz < 0:
+            raise ValueError("deploy: max_steps must be positive, replan_every (0: the policy's) and control_hz >= 0")
 
 
 @dataclass
@@ -66,12 +68,13 @@ class EpisodeLog:
 
 
 class Controller:
-    """Policy + calibrated camera + SafeIK: robot observations in, safe motor commands out. The
-    policy is a saved `Policy` or anything with its `predict(image, camera, ee_pos, support_z)`."""
+    """Policy + calibrated camera + SafeIK: robot observations in, safe motor commands out, one
+    select_action per tick. The policy is a saved `Policy` or anything with its `predict(image, camera,
+    ee_pos, support_z)`; `replan_every` None keeps the policy's own interval."""
 
     def __init__(self, policy, camera: Camera, support_z: float, safety: SafeIK, grip: GripperMap,
-                 camera_name: str = "front", replan_every: int = 4):
-        self.policy, self.camera, self.support_z = policy, camera, float(support_z)
+                 camera_name: str = "front", replan_every: int | None = None):
+        self.policy, self.agent, self.camera, self.support_z = policy, queued(policy), camera, float(support_z)
         self.safety, self.grip, self.camera_name, self.replan_every = safety, grip, camera_name, replan_every
         pc = getattr(policy, "config", None)    # a saved Policy knows its input size; any predict() works
         self.size = (pc.image_height, pc.image_width) if pc is not None else (camera.height, camera.width)
@@ -91,30 +94,32 @@ class Controller:
     def run_episode(self, robot: Robot, max_steps: int, control_hz: float = 0.0, done=lambda: False) -> EpisodeLog:
         log, period = EpisodeLog(), 1.0 / control_hz if control_hz else 0.0
         self.safety.reset()
+        self.agent.reset(self.replan_every)
         tick = time.perf_counter()
         while log.steps < max_steps and not done():
-            obs = robot.get_observation()
-            q, _ = read_motors(obs)
-            image, camera = self.image_and_camera(obs[self.camera_name])
+            replan = not self.agent.queued
+            if replan:                  # read camera + joints; between re-plans the commanded joints are tracked
+                obs = robot.get_observation()
+                q, _ = read_motors(obs)
+                image, camera = self.image_and_camera(obs[self.camera_name])
             try:
-                ee = self.safety.kin.fk(q)
-                chunk = self.policy.predict(image, camera, ee, self.support_z)
+                if replan:
+                    observation = {"image": image, "camera": camera, "ee_pos": self.safety.kin.fk(q),
+                                   "support_z": self.support_z}
+                xyz_g = self.agent.select_action(observation)
             except (ValueError, FloatingPointError) as e:
                 log.failure = str(e).split(";")[0][:160]
                 break
-            for xyz_g in chunk.actions[: self.replan_every]:
-                cmd = self.safety.command(q, xyz_g[:3], float(xyz_g[3]))
-                robot.send_action(command_to_action(cmd, self.grip))
-                q = cmd.joints
-                log.steps += 1
-                log.holds += cmd.held
-                log.limited += bool(cmd.events) and not cmd.held
-                log.events += [f"step {log.steps}: {e}" for e in cmd.events][: max(0, 50 - len(log.events))]
-                if period:                                   # hold the control rate
-                    tick += period
-                    time.sleep(max(0.0, tick - time.perf_counter()))
-                if log.steps >= max_steps or done():
-                    break
+            cmd = self.safety.command(q, xyz_g[:3], float(xyz_g[3]))
+            robot.send_action(command_to_action(cmd, self.grip))
+            q = cmd.joints
+            log.steps += 1
+            log.holds += cmd.held
+            log.limited += bool(cmd.events) and not cmd.held
+            log.events += [f"step {log.steps}: {e}" for e in cmd.events][: max(0, 50 - len(log.events))]
+            if period:                                   # hold the control rate
+                tick += period
+                time.sleep(max(0.0, tick - time.perf_counter()))
         return log
 
 
@@ -130,7 +135,7 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
     for i, spec in enumerate(bar):
         obs = env.reset(spec, cfg.seed + i)
         name = env.camera_names[0]
-        ctl = Controller(policy, obs.cameras[name], obs.support_z, env.safety, env.grip, name, cfg.replan_every)
+        ctl = Controller(policy, obs.cameras[name], obs.support_z, env.safety, env.grip, name, cfg.replan_every or None)
         log = ctl.run_episode(env, cfg.max_steps, 0.0, done=env.success)
         result.episodes.append(EpisodeResult(spec, env.success(), log.steps, env.target_error(), log.failure))
         logs.append(log)
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None):
     from .robot import lerobot_follower
     camera, support_z = load_calibration(cfg.calibration)
     ctl = Controller(policy, camera, support_z, SafeIK(ArmKinematics(cfg.model_path), cfg.safety),
-                     GripperMap(cfg.gripper_open, cfg.gripper_closed), cfg.camera, cfg.replan_every)
+                     GripperMap(cfg.gripper_open, cfg.gripper_closed), cfg.camera, cfg.replan_every or None)
     robot = lerobot_follower(cfg.follower, cfg.camera)
     try:
         for k in range(cfg.episodes or 1):

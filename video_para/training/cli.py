@@ -92,7 +92,7 @@ def finetune(cfg: ExperimentConfig, dataset=None, progress: bool = True) -> Poli
             f"in {time.time() - t0:.1f} s")
     stats = dataset.stats()
     set_seed(cfg.seed)                  # the initial weights depend on the seed only, not on what ran before
-    policy = Policy(cfg.policy, stats)
+    policy = Policy(cfg.policy, stats, run=to_dict(cfg))    # saved with it: eval.py evaluates it as this run does
     if cfg.train.init_from:
         init_from(policy, Path(cfg.train.init_from), cfg.train.init_parts)
         log(f"[init] {', '.join(cfg.train.init_parts)} weights from {cfg.train.init_from}")
