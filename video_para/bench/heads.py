@@ -23,9 +23,12 @@ def _rss_kib(field: str) -> int:
 
 def _peak_bytes(fn) -> int:
     """Peak resident memory added by fn(): reset the high-water mark (Linux clear_refs 5), run,
-    read VmHWM. There is no CPU counterpart of torch.cuda.max_memory_allocated."""
+    read VmHWM. There is no CPU counterpart of torch.cuda.max_memory_allocated. malloc_trim first
+    hands freed heap pages back: otherwise a small run reuses what the warm-up freed and adds ~0."""
+    import ctypes
     import gc
     gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     base = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")

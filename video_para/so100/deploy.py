@@ -5,8 +5,9 @@
 
 One Policy.select_action per control tick (`control_hz`). A tick that finds its queue empty re-plans:
 read camera + joints -> FK gives the EE position (the policy's start keypoint) -> Policy.predict ->
-N_W world targets + gripper, of which the first `replan_every` are queued. Each action goes through SafeIK (workspace clamp, EE/joint step limits, IK, FK
-verification; NaN or unreachable -> hold) and only then to `send_action`. Between re-plans the loop
+N_W world targets + gripper, of which the first `replan_every` are queued. Each action goes through
+SafeIK (workspace clamp, EE/joint step limits, IK, FK verification; NaN or unreachable -> hold) and only
+then to `send_action`. Between re-plans the loop
 tracks the joints it commanded (the position-controlled servos reach them within a tick; LeRobot's
 `max_relative_target` fences against the measured ones). A prediction that cannot be made (EE out of
 the image, a pixel on the horizon) sends nothing and ends the episode with its reason.
