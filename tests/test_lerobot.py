@@ -106,7 +106,7 @@ def test_missing_calibration_is_named(dataset, tmp_path):
     root = write_dataset(eps, tmp_path / "nocal")
     table = pq.read_table(root / "data/chunk-000/file-000.parquet")
     pq.write_table(table.drop(["observation.cameras.front.K"]), root / "data/chunk-000/file-000.parquet")
-    with pytest.raises(KeyError, match="observation.cameras.front.K"):
+    with pytest.raises(EpisodeError, match=r"observation.cameras.front.K'. PARA needs .*so100.calibrate.*so100.convert"):
         LeRobotSource(root)
 
 
@@ -129,6 +129,24 @@ def test_build_dataset_from_lerobot_labels_reproject(dataset):
     np.testing.assert_allclose(item["target_xyz"][0].numpy(), eps[1].ee_pos[1], atol=1e-6)
     with pytest.raises(ValueError, match="data.root"):
         DataConfig(source="lerobot").validate()
+
+
+def test_repo_id_resolves_in_the_local_lerobot_cache(dataset, tmp_path, monkeypatch):
+    import shutil
+
+    from video_para.data.config import DataConfig
+    from video_para.data.sources import build_dataset
+    eps, root = dataset
+    shutil.copytree(root, tmp_path / "me" / "pick")
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path))
+    ds = build_dataset(DataConfig(source="lerobot", repo_id="me/pick"), None, n_window=3)
+    assert len(ds.episodes) == len(eps)
+    monkeypatch.delenv("HF_LEROBOT_HOME")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))                 # LeRobot's default: $HF_HOME/lerobot
+    with pytest.raises(FileNotFoundError, match=r"data.repo_id=me/pick: no LeRobot dataset at .*hf/lerobot/me/pick"):
+        build_dataset(DataConfig(source="lerobot", repo_id="me/pick"), None, n_window=3)
+    with pytest.raises(ValueError, match="one of data.root .* or data.repo_id"):
+        DataConfig(source="lerobot", root=str(root), repo_id="me/pick").validate()
 
 
 def test_data_configs_load_and_lerobot_local_trains_at_the_policy_size(dataset):

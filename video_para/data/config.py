@@ -15,7 +15,9 @@ DECODE = ("memory", "lazy")
 class DataConfig:
     source: str = "sim"                 # sim: scripted-expert demos generated in the experiment's env;
                                         # lerobot: a local LeRobot v3 dataset at `root` (data.lerobot)
-    root: str = ""                      # source=lerobot: dataset directory
+    root: str = ""                      # source=lerobot: dataset directory, or
+    repo_id: str = ""                   # a LeRobot repo id (user/name) in the local LeRobot cache, offline:
+                                        # $HF_LEROBOT_HOME/<repo_id>, default ~/.cache/huggingface/lerobot/<repo_id>
     episodes: list[int] = field(default_factory=list)   # source=lerobot: episode indices (empty: all)
     protocol: str = "left_right"        # configs/protocol/<name>.yaml (or a path): its 'train' split
     protocol_overrides: list[str] = field(default_factory=list)   # e.g. ["rows=8", "cols=8"]
@@ -37,8 +39,10 @@ class DataConfig:
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got '{self.source}'")
-        if self.source == "lerobot" and not self.root:
-            raise ValueError("data.source=lerobot needs data.root (a LeRobot v3 dataset directory)")
+        if self.source == "lerobot" and bool(self.root) == bool(self.repo_id):
+            raise ValueError("data.source=lerobot needs one of data.root (a LeRobot v3 dataset directory) or "
+                             f"data.repo_id (user/name in the local LeRobot cache); got root='{self.root}', "
+                             f"repo_id='{self.repo_id}'")
         if self.decode not in DECODE:
             raise ValueError(f"data.decode must be one of {DECODE}, got '{self.decode}'")
         if self.image_size and (len(self.image_size) != 2 or min(self.image_size) <= 0):

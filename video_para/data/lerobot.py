@@ -14,6 +14,7 @@ Video codec: libx264 yuv420p (PyAV's bundled FFmpeg encodes it; LeRobot's torchc
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -144,6 +145,21 @@ def write_dataset(episodes: list[Episode], root, fps: float | None = None, robot
     return root
 
 
+def dataset_root(root: str = "", repo_id: str = "") -> Path:
+    """`root`, or where LeRobotDataset keeps `repo_id` offline: $HF_LEROBOT_HOME/<repo_id> (LeRobot's
+    default: $HF_HOME/lerobot, i.e. ~/.cache/huggingface/lerobot)."""
+    if root:
+        return Path(root)
+    home = os.environ.get("HF_LEROBOT_HOME") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "lerobot"
+    path = Path(home).expanduser() / repo_id
+    if not (path / "meta/info.json").exists():
+        raise FileNotFoundError(f"data.repo_id={repo_id}: no LeRobot dataset at {path} (offline: the local LeRobot "
+                                "cache, $HF_LEROBOT_HOME or ~/.cache/huggingface/lerobot). Download it there first, e.g. "
+                                f"`huggingface-cli download --repo-type dataset {repo_id} --local-dir {path}`, "
+                                "or give data.root=DIR")
+    return path
+
+
 class LeRobotSource:
     """Offline reader of a LeRobot v3.0 dataset with our calibration features (ours or LeRobot-written).
 
@@ -170,8 +186,11 @@ class LeRobotSource:
         for cam in self.cameras:
             for part in ("K", "world_from_cam"):
                 if f"observation.cameras.{cam}.{part}" not in self.data.column_names:
-                    raise KeyError(f"{self.root}: camera '{cam}' has no calibration feature "
-                                   f"'observation.cameras.{cam}.{part}'")
+                    raise EpisodeError(f"{self.root}: camera '{cam}' has no calibration feature "
+                                   f"'observation.cameras.{cam}.{part}'. PARA needs K and world_from_cam on every "
+                                   "frame: calibrate the camera (python -m video_para.so100.calibrate) and convert the "
+                                   "recording (python -m video_para.so100.convert --dataset DIR --calibration "
+                                   "camera.json --out NEW_DIR), then train on NEW_DIR")
 
     def __len__(self) -> int:
         return len(self.episodes)

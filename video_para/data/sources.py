@@ -14,11 +14,11 @@ from .windows import WindowDataset
 
 def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int = 0, progress: bool = True):
     """source=sim: one scripted-expert demo per train spec of the protocol, in the configured env;
-    source=lerobot: the episodes of the LeRobot v3 dataset at cfg.root (env_cfg unused)."""
+    source=lerobot: the episodes of the LeRobot v3 dataset at cfg.root or cfg.repo_id (env_cfg unused)."""
     cfg.validate()
     if cfg.source == "lerobot":
-        from .lerobot import LeRobotSource
-        src = LeRobotSource(cfg.root, backend=cfg.video_backend)
+        from .lerobot import LeRobotSource, dataset_root
+        src = LeRobotSource(dataset_root(cfg.root, cfg.repo_id), backend=cfg.video_backend)
         episodes = [src.load_episode(i, lazy=cfg.decode == "lazy") for i in (cfg.episodes or range(len(src)))]
         return _windows(cfg, episodes, n_window)
     from ..envs.expert import generate_demos          # sim-only dependency
