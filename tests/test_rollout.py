@@ -110,3 +110,14 @@ def test_report_files(tmp_path):
     assert csv_path.read_text().splitlines()[1].startswith("left_right,PARA,3,4,0.75")
     img = overlay(np.zeros((8, 8, 3), np.uint8), np.array([[4.0, 4.0]]), np.ones((1, 8, 8)) / 64)
     assert img.shape == (24, 24, 3) and img[12, 12].tolist() == [255, 255, 0]
+
+
+def test_progress_is_log_lines_when_not_on_a_terminal(capsys):
+    """Under pytest stderr is not a terminal: plain lines every `every` items, with the postfix, no '\\r'."""
+    from video_para.progress import progress
+    bar = progress(range(4), desc="demo", every=2)
+    for i in bar:
+        bar.set_postfix(success=f"{i + 1}/{i + 1}")
+    err = capsys.readouterr().err
+    assert "\r" not in err and [line.split(" (")[0] for line in err.splitlines()] == ["[demo] 2/4", "[demo] 4/4"]
+    assert err.splitlines()[1].endswith("success=4/4")

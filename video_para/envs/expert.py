@@ -7,9 +7,9 @@ the built-in scene, LIBERO and the SO-100 simulation.
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from ..data.episodes import CameraTrack, Episode
+from ..progress import progress as show
 from .base import Env
 
 
@@ -52,7 +52,7 @@ def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float 
 def generate_demos(env: Env, specs: list[dict], seed: int = 0, progress: bool = True) -> list[Episode]:
     """One successful expert demo per spec (a failed one is an error: the expert must be reliable)."""
     episodes = []
-    for i, spec in enumerate(tqdm(specs, desc="expert demos", disable=not progress)):
+    for i, spec in enumerate(show(specs, desc="expert demos", disable=not progress)):
         ep, ok = run_expert(env, spec, seed * 100003 + i, index=i)
         if not ok:
             raise RuntimeError(f"scripted expert failed on spec {spec} (seed {seed * 100003 + i})")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
-from tqdm import tqdm
 
 from ..envs.base import Env
 from ..models.policy import queued
+from ..progress import progress
 from .report import overlay
 
 
@@ -50,7 +50,7 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int | None = None
             video_dir: Path | None = None, n_videos: int = 0, camera: str = "", desc: str = "rollout") -> RolloutResult:
     cam_name = camera or env.camera_names[0]
     agent, result = queued(policy), RolloutResult()
-    bar = tqdm(specs, desc=desc)
+    bar = progress(specs, desc=desc)
     for i, spec in enumerate(bar):
         obs = env.reset(spec, seed + i)
         agent.reset(replan_every)

@@ -23,6 +23,7 @@ import numpy as np
 from ..envs.so100 import SO100SimConfig
 from ..geometry import Camera
 from ..models.policy import queued
+from ..progress import progress
 from .robot import FollowerConfig, GripperMap, Robot, command_to_action, read_motors
 from .safety import SafeIK, SafetyConfig
 
@@ -128,11 +129,9 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
     """Score `policy` in the MuJoCo SO-101 scene through the deployment loop (the env as the robot,
     its own true camera as the calibration). Returns eval.rollout's RolloutResult and each episode's
     EpisodeLog (holds, limited commands, events)."""
-    from tqdm import tqdm
-
     from ..eval.rollout import EpisodeResult, RolloutResult
     result, logs = RolloutResult(), []
-    bar = tqdm(specs, desc=desc)
+    bar = progress(specs, desc=desc)
     for i, spec in enumerate(bar):
         obs = env.reset(spec, cfg.seed + i)
         name = env.camera_names[0]
