@@ -19,12 +19,25 @@ the gripper pointing down, a grasped bowl moves rigidly with the hand, and then 
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .base import ENVS, Env, EnvConfig, Observation
+
+def quiet_robosuite_import() -> None:
+    """robosuite logs 'No private macro file found!' (three lines) on import unless its optional
+    robosuite/macros_private.py exists; without one, an empty module (robosuite's defaults, which it
+    uses anyway) stands in, so the notice is never issued. A real private macro file is left alone."""
+    spec = importlib.util.find_spec("robosuite")          # top-level: locates the package without importing it
+    if spec is not None and spec.origin and not (Path(spec.origin).parent / "macros_private.py").exists():
+        sys.modules.setdefault("robosuite.macros_private", types.ModuleType("robosuite.macros_private"))
+
 
 # grip-site axes in the world: z down, x (the fingers' closing axis) along world x, radial to a rim
 # grasped on the robot's side of the bowl

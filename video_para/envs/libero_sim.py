@@ -18,6 +18,7 @@ import mujoco
 import numpy as np
 
 from ..geometry import Camera
+from .libero import quiet_robosuite_import
 
 _CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])     # camera axes: MuJoCo (x right, y up, -z fwd) <-> OpenCV
 
@@ -27,6 +28,7 @@ class LiberoSim:
 
     def __init__(self, suite: str, task_id: int, camera: str, height: int, width: int,
                  msaa: bool = False, reflections: bool = False):
+        quiet_robosuite_import()
         from libero.libero import benchmark, get_libero_path
         from libero.libero.envs import OffScreenRenderEnv
 
