@@ -233,6 +233,16 @@ def test_off_image_targets_in_drop_mode_name_the_episode():
         WindowDataset([ep], 2)
 
 
+def test_point_track_overlay_of_an_ee_behind_the_camera_names_episode_and_frame():
+    from dataclasses import replace
+
+    from video_para.data.sources import with_point_track
+    ep = behind_at_frame_2()
+    ep.cameras["front"] = replace(ep.cameras["front"], masks=np.zeros((len(ep), H, W), bool))
+    with pytest.raises(ValueError, match=r"data.overlay: episode 3, frame 2: the EE is behind camera 'front'"):
+        with_point_track(ep, 3.0, (255, 128, 0))
+
+
 def test_no_usable_window_names_camera_and_episodes():
     ep = episode(9)
     ep.ee_pos[:] = [0.0, -1.5, 1.2]

@@ -40,7 +40,10 @@ def with_point_track(ep: Episode, radius_px: float, color) -> Episode:
         if track.masks is None:
             raise ValueError(f"data.overlay: no robot masks for episode {ep.index} (camera '{name}'); sim envs "
                              "record them, a dataset must provide a mask video")
-        ee_px = np.stack([track.camera(t).project(ep.ee_pos[t]) for t in range(len(ep))])
+        ee_px, depth = map(np.stack, zip(*(track.camera(t).project_with_depth(ep.ee_pos[t]) for t in range(len(ep)))))
+        if (behind := np.flatnonzero(depth <= 0)).size:
+            raise ValueError(f"data.overlay: episode {ep.index}, frame {behind[0]}: the EE is behind camera '{name}' "
+                             f"({behind.size} frame(s)), so there is no pixel to draw its dot at")
         images = point_track_frames(track.images, track.masks, ee_px, radius_px, tuple(color))
         cameras[name] = replace(track, images=images)
     return replace(ep, cameras=cameras)
