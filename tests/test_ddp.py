@@ -88,6 +88,17 @@ def test_pretrain_diffusion_stage_on_two_processes_takes_the_launchers_precision
 
 
 @pytest.mark.slow
+def test_svd_joint_step_without_the_diffusion_loss_leaves_no_unused_parameter(tmp_path):
+    """Without the aux loss the UNet after the last tapped block gets no gradient: it must be frozen, or
+    DDP (find_unused_parameters off) fails at the second step."""
+    out = tmp_path / "s2"
+    done = run([*LAUNCH, "--mixed_precision", "no", "finetune.py", "experiment=tiny_svd_two_stage", *COMMON,
+                "train.batch_size=2", "train.init_from=", "policy.backbone.aux_loss=false", f"output_dir={out}"])
+    check_one_ddp_run(done, out, "finetune", "no")
+    assert "aux" not in open(out / "metrics.csv").readline()
+
+
+@pytest.mark.slow
 def test_a_nan_loss_stops_both_processes_with_the_same_message(tmp_path):
     # an absurd learning rate blows the weights up after the first step
     done = subprocess.run([*LAUNCH, "--mixed_precision", "no", "finetune.py", "experiment=tiny_para", *COMMON,
