@@ -18,7 +18,8 @@ class SvdComponents:
     unet: nn.Module           # UNetSpatioTemporalConditionModel
     vae: nn.Module            # AutoencoderKLTemporalDecoder (encoder for features, decoder for stage 0)
     image_encoder: nn.Module  # CLIPVisionModelWithProjection
-    processor: object         # CLIPImageProcessor (its size / mean / std; preprocessing is done in torch)
+    processor: object         # CLIPImageProcessorPil: only its size / mean / std (preprocessing is in torch),
+                              # so the PIL class, not the torchvision-backed default (no torchvision here)
 
     def save_pretrained(self, path) -> None:
         for name, part in zip(SUBFOLDERS, (self.unet, self.vae, self.image_encoder, self.processor)):
@@ -43,11 +44,11 @@ def _check_layout(pretrained: str) -> None:
 
 def load_components(pretrained: str) -> SvdComponents:
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
     if os.path.isdir(pretrained):
         _check_layout(pretrained)
     loaders = (("unet", UNetSpatioTemporalConditionModel), ("vae", AutoencoderKLTemporalDecoder),
-               ("image_encoder", CLIPVisionModelWithProjection), ("feature_extractor", CLIPImageProcessor))
+               ("image_encoder", CLIPVisionModelWithProjection), ("feature_extractor", CLIPImageProcessorPil))
     parts = []
     for sub, cls in loaders:
         try:
@@ -60,7 +61,7 @@ def load_components(pretrained: str) -> SvdComponents:
 def components_from_configs(directory) -> SvdComponents:
     """Random-init (or, under `init_empty_weights`, empty) components from `save_configs` output."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
     directory = str(directory)
     _check_layout(directory)
     sub = lambda name: os.path.join(directory, name)  # noqa: E731
@@ -68,13 +69,13 @@ def components_from_configs(directory) -> SvdComponents:
         UNetSpatioTemporalConditionModel.from_config(UNetSpatioTemporalConditionModel.load_config(sub("unet"))),
         AutoencoderKLTemporalDecoder.from_config(AutoencoderKLTemporalDecoder.load_config(sub("vae"))),
         CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(sub("image_encoder"))),
-        CLIPImageProcessor.from_pretrained(sub("feature_extractor")))
+        CLIPImageProcessorPil.from_pretrained(sub("feature_extractor")))
 
 
 def tiny_components() -> SvdComponents:
     """Small random-init components with the SVD wiring (8 input channels, 3 added time ids)."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
     clip_dim, time_dim = 32, 8
     unet = UNetSpatioTemporalConditionModel(
         in_channels=8, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
@@ -88,7 +89,7 @@ def tiny_components() -> SvdComponents:
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
         image_size=32, patch_size=8, projection_dim=clip_dim))
-    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return SvdComponents(unet, vae, clip, processor)
 
 
@@ -96,7 +97,7 @@ def img2vid_components(width: float = 1.0) -> SvdComponents:
     """The stable-video-diffusion-img2vid architecture with random weights (`width` < 1 narrows every
     layer for CPU checks; depth and wiring stay). Build under `init_empty_weights` to allocate nothing."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
     ch = lambda c: max(32, int(c * width) // 32 * 32)  # noqa: E731  (GroupNorm(32) needs multiples of 32)
     clip_dim, clip_hidden = ch(1024), ch(1280)
     unet_channels = tuple(ch(c) for c in (320, 640, 1280, 1280))
@@ -109,5 +110,5 @@ def img2vid_components(width: float = 1.0) -> SvdComponents:
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(   # OpenCLIP ViT-H/14
         hidden_size=clip_hidden, intermediate_size=4 * clip_hidden, num_hidden_layers=32,
         num_attention_heads=max(1, clip_hidden // 80), image_size=224, patch_size=14, projection_dim=clip_dim))
-    processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
     return SvdComponents(unet, vae, clip, processor)
