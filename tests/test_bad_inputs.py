@@ -11,15 +11,15 @@ import torch
 
 from video_para.config import load_config
 from video_para.data.config import DataConfig
-from video_para.data.episodes import CameraTrack, Episode, EpisodeError
 from video_para.data.lerobot import LeRobotSource, write_dataset
 from video_para.data.sources import build_dataset
 from video_para.data.windows import WindowDataset
+from video_para.episodes import CameraTrack, Episode, EpisodeError
+from video_para.experiment import ExperimentConfig
 from video_para.geometry import Camera
 from video_para.models import Policy, PolicyConfig, Stats
 from video_para.models.backbones.tiny import TinyBackboneConfig
 from video_para.models.heads.para import ParaHeadConfig
-from video_para.training.config import ExperimentConfig
 
 H, W = 48, 64
 K = np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]])

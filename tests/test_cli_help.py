@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ["finetune.py", "pretrain.py", "eval.py", "deploy.py", "-m video_para.suite", "-m video_para.quickstart",
-          "-m video_para.envs.generate", "-m video_para.so100.dryrun"]
+          "-m video_para.data.generate", "-m video_para.so100.dryrun"]
 OTHER = ["-m video_para.bench", *(f"-m video_para.bench {n}" for n in ("backbones", "data", "gpu", "heads", "sim", "train")),
          "-m video_para.so100.bench", "-m video_para.so100.calibrate", "-m video_para.so100.convert",
          "-m video_para.data.libero_hdf5"]

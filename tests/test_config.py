@@ -43,7 +43,7 @@ def test_typos_and_bad_types_are_errors(tmp_path):
 
 
 def test_experiment_validation_covers_data_size_and_env():
-    from video_para.training.config import ExperimentConfig
+    from video_para.experiment import ExperimentConfig
     with pytest.raises(ValueError, match="data.image_size"):
         load_config(ExperimentConfig, ["experiment=tiny_para", "data.image_size=[64,64]"])
     assert load_config(ExperimentConfig, ["experiment=tiny_para", "data.image_size=[128,128]"]).data.image_size == [128, 128]

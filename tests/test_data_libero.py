@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 h5py = pytest.importorskip("h5py")
-from video_para.data.episodes import EpisodeError  # noqa: E402
 from video_para.data.libero_hdf5 import load_libero_hdf5  # noqa: E402
+from video_para.episodes import EpisodeError  # noqa: E402
 
 K = np.array([[50.0, 0, 8], [0, 50.0, 8], [0, 0, 1]])
 

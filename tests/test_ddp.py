@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from video_para.config import load_config
+from video_para.experiment import ExperimentConfig
 from video_para.models import Policy
-from video_para.training.config import ExperimentConfig
 from video_para.training.trainer import param_digest, warmup_cosine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import math
 import pytest
 
 from video_para.config import CONFIG_ROOT, load_config
+from video_para.experiment import ExperimentConfig
 from video_para.models import Policy
 from video_para.training.cli import finetune
-from video_para.training.config import ExperimentConfig
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_ROOT / "experiment").glob("*.yaml"))
 # the new DINO presets stay in the fast suite; the others also train in test_training/test_pointtrack

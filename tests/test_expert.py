@@ -1,6 +1,6 @@
 import numpy as np
 
-from video_para.envs.generate import main as generate
+from video_para.data.generate import main as generate
 
 
 def test_generate_cli_builds_demos_for_a_protocol_split(capsys):

@@ -6,9 +6,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from video_para.data.episodes import CameraTrack, Episode, EpisodeError
 from video_para.data.lerobot import LeRobotSource, write_dataset
 from video_para.data.video import VideoFrames
+from video_para.episodes import CameraTrack, Episode, EpisodeError
 from video_para.geometry import Camera
 
 H, W = 48, 64
@@ -154,7 +154,7 @@ def test_data_configs_load_and_lerobot_local_trains_at_the_policy_size(dataset):
 
     from video_para.config import load_config
     from video_para.data.sources import build_dataset
-    from video_para.training.config import ExperimentConfig
+    from video_para.experiment import ExperimentConfig
     eps, root = dataset
     names = sorted(p.stem for p in (Path(__file__).parents[1] / "configs/data").glob("*.yaml"))
     assert {"sim_left_right", "lerobot_local"} <= set(names)

@@ -17,9 +17,9 @@ from video_para.config import load_config  # noqa: E402
 from video_para.envs import ENVS  # noqa: E402
 from video_para.envs.expert import run_expert  # noqa: E402
 from video_para.envs.libero import LiberoConfig, LiberoEnv  # noqa: E402
-from video_para.eval.protocols import load_protocol, specs  # noqa: E402
 from video_para.eval.rollout import rollout  # noqa: E402
 from video_para.models.policy import ActionChunk  # noqa: E402
+from video_para.scenes import load_protocol, specs  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from video_para.data.overlay import ORANGE
 from video_para.data.sources import build_dataset, with_point_track
 from video_para.envs.expert import run_expert
 from video_para.envs.tabletop import TabletopConfig, TabletopEnv
+from video_para.experiment import ExperimentConfig
 from video_para.models import Policy
 from video_para.training.cli import finetune, init_from
-from video_para.training.config import ExperimentConfig
 
 
 def _robot_coloured(images):

@@ -2,9 +2,9 @@ import re
 
 import numpy as np
 
-from video_para.eval.protocols import load_protocol, specs
 from video_para.eval.report import plot_viewpoints, theta_breakdown
 from video_para.eval.rollout import EpisodeResult, RolloutResult
+from video_para.scenes import load_protocol, specs
 
 
 def test_per_theta_breakdown_and_viewpoint_plot(tmp_path):
@@ -49,8 +49,8 @@ def test_eval_cli_takes_env_protocol_and_replanning_from_the_run(tmp_path, capsy
 
     from video_para.config import load_config, to_yaml
     from video_para.eval.cli import main
+    from video_para.experiment import ExperimentConfig
     from video_para.models import Policy, Stats
-    from video_para.training.config import ExperimentConfig
     torch.manual_seed(0)
     size = [f"{part}.image_{side}=32" for part in ("policy", "env") for side in ("height", "width")]
     run = load_config(ExperimentConfig, ["experiment=tiny_para", "data.protocol_overrides=[rows=2,cols=6]", "seed=3",
@@ -83,8 +83,8 @@ def test_eval_cli_on_a_policy_copied_out_of_its_run_uses_the_run_it_carries(tmp_
 
     from video_para.config import load_config, to_dict
     from video_para.eval.cli import main
+    from video_para.experiment import ExperimentConfig
     from video_para.models import Policy, Stats
-    from video_para.training.config import ExperimentConfig
     torch.manual_seed(0)
     size = [f"{part}.image_{side}=32" for part in ("policy", "env") for side in ("height", "width")]
     run = load_config(ExperimentConfig, ["experiment=tiny_para", "data.protocol_overrides=[rows=2,cols=4]", "seed=3",

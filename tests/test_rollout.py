@@ -1,14 +1,14 @@
 import imageio.v2 as imageio
 import numpy as np
 
+from video_para.config import from_dict, to_dict
 from video_para.envs import ENVS
 from video_para.envs.expert import run_expert
 from video_para.envs.tabletop import TabletopConfig
-from video_para.config import from_dict, to_dict
-from video_para.eval.protocols import ProtocolConfig, load_protocol, specs
 from video_para.eval.report import overlay, plot_success_vs_distance, success_table
 from video_para.eval.rollout import rollout
 from video_para.models.policy import ActionChunk
+from video_para.scenes import ProtocolConfig, load_protocol, specs
 
 
 class ReplayOracle:

@@ -6,9 +6,9 @@ import pytest
 
 from video_para.config import CONFIG_ROOT, load_config
 from video_para.envs.so100 import SO100SimConfig
+from video_para.robots.so100.robot import GripperMap, read_motors
+from video_para.robots.so100.safety import SafetyConfig
 from video_para.so100.deploy import DeployConfig
-from video_para.so100.robot import GripperMap, read_motors
-from video_para.so100.safety import SafetyConfig
 
 
 def test_importing_the_envs_and_so100_packages_does_not_import_mujoco():
@@ -50,8 +50,8 @@ def test_deploy_loop_reads_the_robot_only_to_replan_and_sends_each_queued_action
 
     from video_para.geometry import Camera
     from video_para.models.policy import ActionChunk
+    from video_para.robots.so100.safety import SafeCommand
     from video_para.so100.deploy import Controller
-    from video_para.so100.safety import SafeCommand
 
     cam = Camera.look_at([0.3, -0.5, 0.5], [0.2, 0.0, 0.0], Camera.intrinsics(60, 32, 32), 32, 32)
     plan = np.c_[np.linspace(0.1, 0.3, 12), np.zeros((12, 1)), np.full((12, 1), 0.1), np.zeros((12, 1))]

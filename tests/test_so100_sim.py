@@ -13,11 +13,11 @@ from video_para.config import CONFIG_ROOT, load_config  # noqa: E402
 from video_para.envs import ENVS  # noqa: E402
 from video_para.envs.expert import generate_demos, run_expert  # noqa: E402
 from video_para.envs.so100 import SO100SimConfig  # noqa: E402
-from video_para.eval.protocols import load_protocol, specs  # noqa: E402
 from video_para.models.policy import ActionChunk, Policy, PolicyConfig  # noqa: E402
 from video_para.models.stats import Stats  # noqa: E402
+from video_para.robots.so100.robot import read_motors  # noqa: E402
+from video_para.scenes import load_protocol, specs  # noqa: E402
 from video_para.so100.deploy import Controller, DeployConfig, main, sim_rollout  # noqa: E402
-from video_para.so100.robot import read_motors  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from video_para.config import load_config
+from video_para.experiment import ExperimentConfig
 from video_para.models import Policy
 from video_para.training.cli import finetune, main
-from video_para.training.config import ExperimentConfig
 from video_para.training.trainer import train, warmup_cosine
 
 SMALL = ["experiment=tiny_para", "env.image_height=32", "env.image_width=32", "policy.image_height=32", "policy.image_width=32",

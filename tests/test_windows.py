@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from video_para.data.episodes import CameraTrack, Episode
 from video_para.data.windows import WindowDataset
 from video_para.envs import ENVS
 from video_para.envs.expert import generate_demos
 from video_para.envs.tabletop import TabletopConfig
+from video_para.episodes import CameraTrack, Episode
 from video_para.geometry import Camera
 
 

@@ -32,12 +32,12 @@ from .data.windows import WindowDataset
 from .envs import ENVS
 from .envs.expert import generate_demos
 from .eval.offline import offline_metrics
-from .eval.protocols import load_protocol, specs
 from .eval.report import grasp_table, plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
 from .eval.rollout import EpisodeResult, RolloutResult, rollout
+from .experiment import ExperimentConfig
+from .scenes import load_protocol, specs
 from .training.checkpoint import config_diff
 from .training.cli import finetune
-from .training.config import ExperimentConfig
 
 USAGE = "python -m video_para.suite NAME|PATH.yaml [suite.field=value ...] [experiment key=value ...]"
 

@@ -24,10 +24,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import exit_if_help
-from ..data.episodes import CameraTrack, Episode
 from ..data.lerobot import LeRobotSource, write_dataset
 from ..data.video import BACKENDS, backend_status, open_video
 from ..data.windows import WindowDataset
+from ..episodes import CameraTrack, Episode
 from ..geometry import Camera
 
 LEROBOT_SIDE = Path(__file__).resolve().parents[2] / "tools/compat/lerobot_side.py"

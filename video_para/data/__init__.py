@@ -1,2 +1,2 @@
-"""Data: episodes (schema + validation), LeRobot v3 datasets, video decoding, training windows."""
-from .episodes import CameraTrack, Episode, EpisodeError  # noqa: F401
+"""Data: episode sources (LeRobot v3 datasets, LIBERO hdf5, scripted demos in a sim env), video
+decoding, training windows. Episodes themselves (video_para.episodes) sit below data and envs alike."""

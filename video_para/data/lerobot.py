@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .episodes import CameraTrack, Episode, EpisodeError
+from ..episodes import CameraTrack, Episode, EpisodeError
 from .video import VideoError, VideoFrames, resolve_backend
 
 CHUNK = "chunk-000/file-000"

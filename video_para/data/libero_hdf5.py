@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .episodes import CameraTrack, Episode, EpisodeError
+from ..episodes import CameraTrack, Episode, EpisodeError
 
 
 def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0, support_z: float = 0.0,

@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..envs import ENVS, EnvConfig
+from ..episodes import Episode
 from .config import DataConfig
-from .episodes import Episode
 from .overlay import point_track_frames
 from .windows import WindowDataset
 
@@ -22,7 +22,7 @@ def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int 
         episodes = [src.load_episode(i, lazy=cfg.decode == "lazy") for i in (cfg.episodes or range(len(src)))]
         return _windows(cfg, episodes, n_window)
     from ..envs.expert import generate_demos          # sim-only dependency
-    from ..eval.protocols import load_protocol, specs
+    from ..scenes import load_protocol, specs
     protocol = load_protocol(cfg.protocol, cfg.protocol_overrides)
     env = ENVS.build(env_cfg)
     try:

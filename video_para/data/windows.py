@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..episodes import Episode
 from ..geometry import Camera
 from ..models.stats import Stats
-from .episodes import Episode
 
 OUT_OF_IMAGE = ("drop", "clip", "error")
 

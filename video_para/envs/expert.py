@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.episodes import CameraTrack, Episode
+from ..episodes import CameraTrack, Episode
 from ..progress import progress as show
 from .base import Env
 

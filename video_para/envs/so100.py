@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry import Camera
-from ..so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
-from ..so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
-from ..so100.safety import SafeIK, SafetyConfig
+from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
+from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
+from ..robots.so100.safety import SafeIK, SafetyConfig
 from .base import ENVS, Env, EnvConfig, Observation
 
 

@@ -1,1 +1,1 @@
-"""Evaluation: OOD protocols (which scenes train, which test), rollouts, reports."""
+"""Evaluation: rollouts of any policy in any env on a protocol's scenes (video_para.scenes), reports."""

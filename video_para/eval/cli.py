@@ -18,9 +18,9 @@ import yaml
 from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
+from ..experiment import ExperimentConfig
 from ..models.policy import Policy
-from ..training.config import ExperimentConfig
-from .protocols import load_protocol, specs
+from ..scenes import load_protocol, specs
 from .report import grasp_table, plot_success_vs_distance, plot_viewpoints, success_table
 from .rollout import rollout
 

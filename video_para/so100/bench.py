@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import exit_if_help
-from .kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path
-from .safety import SafeIK, SafetyConfig
+from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path
+from ..robots.so100.safety import SafeIK, SafetyConfig
 
 HOME = np.array([0.0, -30.0, 30.0, 70.0, 0.0])
 

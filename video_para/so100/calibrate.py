@@ -138,8 +138,8 @@ def _fk_points(entries: list[dict], source: str) -> np.ndarray:
             out.append(np.asarray(e["xyz"], np.float64))
         elif "joints" in e:
             if kin is None:
-                from .kinematics import ArmKinematics
-                from .robot import read_motors
+                from ..robots.so100.kinematics import ArmKinematics
+                from ..robots.so100.robot import read_motors
                 kin = ArmKinematics()
             out.append(kin.fk(read_motors(e["joints"])[0]))
         else:

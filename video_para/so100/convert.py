@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..data.episodes import CameraTrack, Episode, EpisodeError
 from ..data.video import open_video
+from ..episodes import CameraTrack, Episode, EpisodeError
+from ..robots.so100.kinematics import ArmKinematics
+from ..robots.so100.robot import GripperMap, read_motors
 from .calibrate import load_calibration
-from .kinematics import ArmKinematics
-from .robot import GripperMap, read_motors
 
 
 def _read_parquets(folder: Path) -> pa.Table:

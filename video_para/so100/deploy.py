@@ -24,8 +24,8 @@ from ..envs.so100 import SO100SimConfig
 from ..geometry import Camera
 from ..models.policy import queued
 from ..progress import progress
-from .robot import FollowerConfig, GripperMap, Robot, command_to_action, read_motors
-from .safety import SafeIK, SafetyConfig
+from ..robots.so100.robot import FollowerConfig, GripperMap, Robot, command_to_action, read_motors
+from ..robots.so100.safety import SafeIK, SafetyConfig
 
 ROBOTS = ("so100_sim", "so100_follower")
 
@@ -146,8 +146,8 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
 def main(argv: list[str] | None = None):
     from ..config import exit_if_help, load_config
     from ..envs import ENVS
-    from ..eval.protocols import load_protocol, specs
     from ..models.policy import Policy
+    from ..scenes import load_protocol, specs
     argv = list(sys.argv[1:] if argv is None else argv)
     exit_if_help(argv, "python deploy.py policy=DIR [robot=so100_sim|so100_follower] [key=value ...]", __doc__,
                  DeployConfig)
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None):
         print(f"[deploy] {cfg.policy} on {cfg.protocol}/{cfg.split} (sim): {res.successes}/{len(scenes)} succeeded, "
               f"{sum(g.holds for g in logs)} commands held, {sum(g.limited for g in logs)} limited")
         return res
+    from ..robots.so100.kinematics import ArmKinematics
+    from ..robots.so100.robot import lerobot_follower
     from .calibrate import load_calibration
-    from .kinematics import ArmKinematics
-    from .robot import lerobot_follower
     camera, support_z = load_calibration(cfg.calibration)
     ctl = Controller(policy, camera, support_z, SafeIK(ArmKinematics(cfg.model_path), cfg.safety),
                      GripperMap(cfg.gripper_open, cfg.gripper_closed), cfg.camera, cfg.replan_every or None)

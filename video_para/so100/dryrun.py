@@ -25,11 +25,11 @@ from ..config import exit_if_help, load_config
 from ..data.lerobot import write_dataset
 from ..envs import ENVS
 from ..envs.expert import generate_demos
-from ..eval.protocols import load_protocol, specs
 from ..eval.report import success_table
+from ..experiment import ExperimentConfig
+from ..scenes import load_protocol, specs
 from ..suite import subsample
 from ..training.cli import finetune
-from ..training.config import ExperimentConfig
 from .deploy import DeployConfig, sim_rollout
 
 

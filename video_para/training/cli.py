@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from ..config import load_config, to_dict
 from ..data.sources import build_dataset
+from ..experiment import STAGES, ExperimentConfig
 from ..models.policy import Policy
 from .checkpoint import checkpoints, config_diff
-from .config import STAGES, ExperimentConfig
 from .trainer import EVAL_KEY, build_accelerator, train, write_run_info
 
 # parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
@@ -59,8 +59,8 @@ def periodic_eval(cfg: ExperimentConfig) -> Callable[[Policy], dict] | None:
     if not cfg.eval.every:
         return None
     from ..envs import ENVS
-    from ..eval.protocols import load_protocol, specs
     from ..eval.rollout import rollout
+    from ..scenes import load_protocol, specs
     scenes = specs(load_protocol(cfg.data.protocol, cfg.data.protocol_overrides), "test")
     scenes = scenes[::max(1, len(scenes) // cfg.eval.every_episodes)][:cfg.eval.every_episodes]
     env = None

@@ -25,7 +25,7 @@ from ..models.policy import Policy
 from .sampler import ResumableBatchSampler
 from .checkpoint import (DamagedCheckpoint, TrainerState, checkpoints, load_checkpoint, remove_partial,
                          save_checkpoint)
-from .config import ExperimentConfig, TrainConfig
+from ..experiment import ExperimentConfig, TrainConfig
 from .metrics import MetricsLog, trackers
 
 

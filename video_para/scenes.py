@@ -1,4 +1,5 @@
-"""OOD protocols as configs: which scene specs train and which test.
+"""The scene catalogue: OOD protocols as configs, which scene specs train and which test. Data (demos),
+envs, training (periodic eval), eval and so100 all read it, so it depends on nothing of theirs.
 
 A protocol is a YAML file under configs/protocol/ (or any path) mapped to `ProtocolConfig`. Specs are
 generated from grid selections, never listed by hand:
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CONFIG_ROOT, load_config
+from .config import CONFIG_ROOT, load_config
 
 SELECTIONS = ("all", "left", "right", "corners", "dense")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import Camera
+from .geometry import Camera
 
 
 class EpisodeError(ValueError):

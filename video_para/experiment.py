@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..data.config import DataConfig
-from ..envs import EnvConfig
-from ..envs.tabletop import TabletopConfig
-from ..models.policy import PolicyConfig
+from .data.config import DataConfig
+from .envs import EnvConfig
+from .envs.tabletop import TabletopConfig
+from .models.policy import PolicyConfig
 
 
 STAGES = ("finetune", "autoencoder", "diffusion", "pointtrack")

@@ -1,9 +1,9 @@
-"""Expert demos for a protocol's grid: `python -m video_para.envs.generate protocol=left_right split=train
+"""Expert demos for a protocol's grid: `python -m video_para.data.generate protocol=left_right split=train
 [out=DIR] [seed=0] [limit=N] [protocol.rows=8 ...] [env.image_height=96 ...]`.
 
 Prints the success count and the time per demo. With `out=DIR` the episodes are written as a LeRobot
-v3 dataset through `video_para.data.lerobot.write_dataset` (the data package's writer); without it the
-run only measures (training builds its demos in memory through `data.sources.build_dataset`).
+v3 dataset through `data.lerobot.write_dataset`; without it the run only measures (training builds its
+demos in memory through `data.sources.build_dataset`).
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import exit_if_help, load_config
-from ..eval.protocols import load_protocol, specs
-from . import ENVS, EnvConfig
-from .expert import generate_demos
-from .tabletop import TabletopConfig
+from ..envs import ENVS, EnvConfig
+from ..envs.expert import generate_demos
+from ..envs.tabletop import TabletopConfig
+from ..scenes import load_protocol, specs
 
 
 @dataclass
@@ -31,7 +31,7 @@ class GenerateConfig:
 
 def main(argv: list[str] | None = None) -> list:
     args = list(sys.argv[1:] if argv is None else argv)
-    exit_if_help(args, "python -m video_para.envs.generate protocol=NAME split=train|test [out=DIR] [key=value ...]",
+    exit_if_help(args, "python -m video_para.data.generate protocol=NAME split=train|test [out=DIR] [key=value ...]",
                  __doc__, GenerateConfig)
     proto_args = [a.removeprefix("protocol.") for a in args if a.startswith("protocol.")]
     cfg = load_config(GenerateConfig, [a for a in args if not a.startswith("protocol.")])
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> list:
     print(f"[generate] {protocol.name}/{cfg.split}: {len(episodes)} demos, {frames} frames, "
           f"{dt / max(1, len(episodes)) * 1e3:.0f} ms/demo")
     if cfg.out:
-        from ..data.lerobot import write_dataset      # the data package's LeRobot v3 writer
+        from .lerobot import write_dataset
         write_dataset(episodes, Path(cfg.out))
         print(f"[generate] written: {cfg.out}")
     return episodes
