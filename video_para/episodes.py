@@ -12,6 +12,8 @@ import numpy as np
 
 from .geometry import Camera
 
+GRIPPER_CLOSED_AT = 0.5   # a gripper state or command in [0, 1] at or above this is closed (sims, metrics)
+
 
 class EpisodeError(ValueError):
     """Bad episode data; the message names the episode, frame and field."""

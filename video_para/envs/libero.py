@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..episodes import GRIPPER_CLOSED_AT
 from .base import ENVS, Env, EnvConfig, Observation
 
 def quiet_robosuite_import() -> None:
@@ -144,14 +145,14 @@ class LiberoEnv(Env):
         grip = float(np.clip(gripper, 0.0, 1.0))
         command = 2.0 * grip - 1.0                        # LIBERO: -1 opens, +1 closes
         s.hold(command, c.settle_steps)
-        if (grip >= 0.5) != (self.gripper >= 0.5):         # fingers move: run until they stop
+        if (grip >= GRIPPER_CLOSED_AT) != (self.gripper >= GRIPPER_CLOSED_AT):         # fingers move: run until they stop
             for _ in range(c.gripper_steps):
                 before = s.finger_qpos()
                 s.hold(command, 1)
                 if np.abs(s.finger_qpos() - before).max() < 2e-4:
                     break
         self.gripper = grip
-        self.held = grip >= 0.5 and (self.held or s.grasping(c.bowl))   # carried until released
+        self.held = grip >= GRIPPER_CLOSED_AT and (self.held or s.grasping(c.bowl))   # carried until released
         return self.observe()
 
     def success(self) -> bool:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
 from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
@@ -107,11 +108,11 @@ class SO100SimEnv(Env):
         joints, grip = action_to_motors(action)
         if not (np.isfinite(joints).all() and np.isfinite(grip)):
             raise ValueError(f"so100_sim: non-finite joint command {action}")
-        was_closed = self.grip.to_unit(self.gripper_pos) >= 0.5
+        was_closed = self.grip.to_unit(self.gripper_pos) >= GRIPPER_CLOSED_AT
         self.joints = np.clip(joints, self.kin.lower, self.kin.upper)
         self.gripper_pos = self.grip.to_pos(self.grip.to_unit(grip))          # clipped to open..closed
         ee = self.kin.fk(self.joints)
-        closed = self.grip.to_unit(self.gripper_pos) >= 0.5
+        closed = self.grip.to_unit(self.gripper_pos) >= GRIPPER_CLOSED_AT
         if closed and not was_closed and self.held is None \
                 and np.linalg.norm(ee - self.cube) <= self.cfg.grasp_tolerance:
             self.held = self.cube - ee

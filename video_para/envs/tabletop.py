@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
 from .base import ENVS, Env, EnvConfig, Observation
 from .raster import Cylinder, Disc, Rays, Sphere, render
@@ -77,8 +78,8 @@ class TabletopEnv(Env):
             raise ValueError(f"tabletop step needs a finite (3,) target and gripper, got {target_xyz}, {gripper}")
         c = self.cfg
         self.ee = np.array([target[0], target[1], max(target[2], c.support_z + 0.005)])
-        close = gripper >= 0.5
-        if close and self.held is None and self.gripper < 0.5 and self._graspable():
+        close = gripper >= GRIPPER_CLOSED_AT
+        if close and self.held is None and self.gripper < GRIPPER_CLOSED_AT and self._graspable():
             self.held = self.bowl - self.ee
         if not close and self.held is not None:
             self.held = None

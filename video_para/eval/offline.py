@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
+from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
 
 
@@ -28,7 +29,7 @@ def offline_metrics(policy, dataset, batch_size: int = 64) -> dict[str, float]:
         sums["pixel_error_px"] += (dec.pixels - batch["target_pixels"]).norm(dim=-1).mean(-1).sum().item()
         sums["xyz_error_m"] += (dec.xyz - batch["target_xyz"]).norm(dim=-1).mean(-1).sum().item()
         sums["height_error_m"] += (height - batch["target_height"]).abs().mean(-1).sum().item()
-        agree = (dec.gripper >= 0.5) == (batch["target_gripper"] >= 0.5)
+        agree = (dec.gripper >= GRIPPER_CLOSED_AT) == (batch["target_gripper"] >= GRIPPER_CLOSED_AT)
         sums["gripper_agreement"] += agree.float().mean(-1).sum().item()
         n += len(batch["image"])
     return {k: v / max(1, n) for k, v in sums.items()}
