@@ -109,3 +109,24 @@ def test_upsampled_argmax_matches_full_upsampling(shape, kind):
     top2 = U.topk(2, -1).values
     clear = (top2[..., 0] - top2[..., 1]) > 1e-5
     assert torch.equal((r * Wo + c)[clear], U.argmax(-1)[clear])
+
+
+@pytest.mark.parametrize("mode,tol", [("quadratic", 1e-3), ("softargmax", 0.05)])
+def test_subpixel_decoding_recovers_a_known_peak(mode, tol):
+    # 64 Gaussian peaks (sigma 2 px, about a trained heatmap's sharpness) at random sub-pixel positions
+    # of a 128x128 image, logits on the 32x32 feature grid (stride 4): the argmax cell is ~1 px off
+    torch.manual_seed(0)
+    H = W = 128
+    true = torch.rand(4, 16, 2) * 112 + 8
+    centres = (torch.arange(32) + 0.5) * 4
+    d2 = (centres[None, None, None, :] - true[..., 0, None, None]) ** 2 \
+        + (centres[None, None, :, None] - true[..., 1, None, None]) ** 2
+    out = {"heatmap": -d2 / (2 * 2.0 ** 2), "features": torch.randn(4, 3, 32, 32)}
+    err = {}
+    for m in ("none", mode):
+        head = ParaHead(ParaHeadConfig(num_conv_layers=0, n_height_bins=4, n_gripper_bins=4, subpixel=m), 3, 16, (H, W), STATS)
+        err[m] = (head.decode(out, heatmaps=False).pixels - true).norm(dim=-1)
+    assert 0.7 < err["none"].mean() < 1.2 and err["none"].max() > 1.5
+    assert err[mode].max() < tol
+    with pytest.raises(ValueError, match="subpixel"):
+        ParaHead(ParaHeadConfig(subpixel="parabola"), 3, 16, (H, W), STATS)

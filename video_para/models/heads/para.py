@@ -10,6 +10,7 @@ conv's weights there. This equals upsampling the full (N_W, N_H, H, W) logit vol
 Precision note: a bilinear patch attains its maximum at a corner, so the argmax of an upsampled
 heatmap always sits next to a feature-grid node; decoded pixels are quantised to about the feature
 stride (image size / feature size), while the fine-grid cross-entropy still trains sub-stride.
+`subpixel` refines the peak from the feature-grid logits (subpixel.py) and reads the bins there.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torch import nn
 from ...geometry import Bins
 from ..stats import Stats
 from .base import HEADS, Decoded, HeadConfig
+from .subpixel import MODES, quadratic_peak, softargmax_peak
 from .upsampled_argmax import upsampled_argmax
 
 
@@ -37,6 +39,7 @@ class ParaHeadConfig(HeadConfig):
     heatmap_weight: float = 1.0
     height_weight: float = 1.0
     gripper_weight: float = 1.0
+    subpixel: str = "none"            # decoding: none (argmax cell) | quadratic | softargmax (subpixel.py)
 
 
 def cell_centres(pixels: torch.Tensor, image_size, out_size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,21 +71,29 @@ def conv1x1_per_step(conv: nn.Conv2d, feats: torch.Tensor) -> torch.Tensor:
     """Apply step n's slice of a (N*K, C) 1x1 conv to features sampled for step n: (B,N,C) -> (B,N,K)."""
     N = feats.shape[1]
     weight = conv.weight.view(N, -1, conv.in_channels)
-    return torch.einsum("bnc,nkc->bnk", feats, weight) + conv.bias.view(N, -1)
+    # one batched matmul over steps on a strided view of the (N*K, C) weight, which einsum would copy
+    return torch.baddbmm(conv.bias.view(N, 1, -1), feats.transpose(0, 1).contiguous(), weight.transpose(1, 2)).transpose(0, 1)
+
+
+def conv_trunk(in_channels: int, hidden: int, n_layers: int) -> tuple[nn.Sequential, int]:
+    """n_layers of 3x3 conv + GELU (resolution kept) and the channels they output."""
+    layers, c = [], in_channels
+    for _ in range(n_layers):
+        layers += [nn.Conv2d(c, hidden, 3, padding=1), nn.GELU()]
+        c = hidden
+    return nn.Sequential(*layers), c
 
 
 class ParaHead(nn.Module):
     def __init__(self, cfg: ParaHeadConfig, in_channels: int, n_window: int, image_size, stats: Stats):
         super().__init__()
+        if cfg.subpixel not in MODES:
+            raise ValueError(f"head.subpixel must be one of {MODES}, got '{cfg.subpixel}'")
         self.cfg, self.n_window, self.image_size = cfg, n_window, tuple(image_size)
         self.out_size = (cfg.output_height or image_size[0], cfg.output_width or image_size[1])
         self.height_bins = Bins(stats.height_low, stats.height_high, cfg.n_height_bins)
         self.gripper_bins = Bins(stats.gripper_low, stats.gripper_high, cfg.n_gripper_bins)
-        layers, c = [], in_channels
-        for _ in range(cfg.num_conv_layers):
-            layers += [nn.Conv2d(c, cfg.hidden_channels, 3, padding=1), nn.GELU()]
-            c = cfg.hidden_channels
-        self.trunk = nn.Sequential(*layers)
+        self.trunk, c = conv_trunk(in_channels, cfg.hidden_channels, cfg.num_conv_layers)
         self.heatmap = nn.Conv2d(c, n_window, 1)
         self.height = nn.Conv2d(c, n_window * cfg.n_height_bins, 1)
         self.gripper = nn.Conv2d(c, n_window * cfg.n_gripper_bins, 1)
@@ -116,18 +127,23 @@ class ParaHead(nn.Module):
 
     @torch.no_grad()
     def decode(self, out: dict, heatmaps: bool = True) -> Decoded:
-        """Argmax pixel per step, then height/gripper bins read there. `heatmaps=False` skips the
-        full-resolution probabilities (only overlays need them), which makes decoding ~10x cheaper."""
-        Ho, Wo = self.out_size
-        row, col = upsampled_argmax(out["heatmap"], self.out_size)
-        grid = _centre_grid(row, col, Ho, Wo)
-        H, W = self.image_size
-        dtype = out["heatmap"].dtype
-        pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(dtype)
+        """Peak pixel per step (argmax cell, or refined: cfg.subpixel), then height/gripper bins read
+        there. `heatmaps=False` skips the full-resolution probabilities (only overlays need them),
+        which makes decoding ~10x cheaper."""
+        logits, (H, W) = out["heatmap"], self.image_size
+        if self.cfg.subpixel == "none":
+            (Ho, Wo), (row, col) = self.out_size, upsampled_argmax(logits, self.out_size)
+            grid = _centre_grid(row, col, Ho, Wo)
+            pixels = torch.stack([(col + 0.5) * (W / Wo), (row + 0.5) * (H / Ho)], -1).to(logits.dtype)
+        else:
+            h, w = logits.shape[-2:]
+            row, col = quadratic_peak(logits) if self.cfg.subpixel == "quadratic" else softargmax_peak(logits, self.out_size)
+            pixels = torch.stack([(col + 0.5) * (W / w), (row + 0.5) * (H / h)], -1)
+            grid = pixels * pixels.new_tensor([2 / W, 2 / H]) - 1
         height, grip = self.bin_logits(out, grid)
-        heights = self.height_bins.decode(height.argmax(-1).to(dtype))
-        gripper = self.gripper_bins.decode(grip.argmax(-1).to(dtype))
-        probs = self.heatmap_logits(out).flatten(2).softmax(-1).unflatten(2, (Ho, Wo)) if heatmaps else None
+        heights = self.height_bins.decode(height.argmax(-1).to(logits.dtype))
+        gripper = self.gripper_bins.decode(grip.argmax(-1).to(logits.dtype))
+        probs = self.heatmap_logits(out).flatten(2).softmax(-1).view(logits.shape[:2] + self.out_size) if heatmaps else None
         return Decoded(gripper=gripper, pixels=pixels, heights=heights, heatmaps=probs)
 
 
