@@ -15,9 +15,11 @@ TINY = [pytest.param(n, marks=[] if n.startswith("tiny_dino") else pytest.mark.s
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_config_loads_and_validates(name):
+def test_every_experiment_config_loads_and_is_what_its_name_says(name):
     cfg = load_config(ExperimentConfig, [f"experiment={name}"])
-    assert cfg.policy.head.type in ("para", "global_mlp", "motion_tracks")
+    assert cfg.output_dir == f"outputs/{name}"          # no two presets write (and resume) the same run folder
+    named = [head for head in HEADS.names() if head != "para" and head in name]
+    assert cfg.policy.head.type == (named[0] if named else "para")
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -42,6 +44,8 @@ def test_quickstart_baselines_differ_from_para_only_in_the_head(baseline):
 
 
 def test_incompatible_sizes_and_typos_are_errors():
+    with pytest.raises(ValueError, match=r"n_frames=3 must equal data.clip_frames=2"):
+        load_config(ExperimentConfig, ["experiment=tiny_svd_two_stage", "data.clip_frames=2"])
     with pytest.raises(ValueError, match="does not match the env"):
         load_config(ExperimentConfig, ["experiment=tiny_para", "policy.image_height=64"])
     with pytest.raises(ValueError, match="stpes"):
