@@ -5,8 +5,9 @@ Conventions relied on everywhere else:
   * pixels are (u, v) = (column, row), continuous, with pixel centres at integer + 0.5;
   * ``lift`` intersects the ray through a pixel with the horizontal plane z = support_z + height.
 
-Every function accepts numpy arrays or torch tensors (batched over leading dims) and returns the
-same kind it was given. A camera may itself be batched: K (..., 3, 3), world_from_cam (..., 4, 4);
+Projection, lifting and binning accept numpy arrays or torch tensors (batched over leading dims) and
+return the same kind; the constructors (spherical, look_at, orbit) build numpy cameras (`Camera.torch`
+converts). A camera may itself be batched: K (..., 3, 3), world_from_cam (..., 4, 4);
 its batch dims then lead the point/pixel arrays.
 """
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _spans(frames: list[int]) -> str:
 
 
 class WindowDataset(Dataset):
-    """In-memory windows over validated episodes, one camera."""
+    """Windows over validated episodes (frames in memory or decoded lazily), one camera."""
 
     def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop",
                  shift_px: int = 0, clip_frames: int = 1, clip_stride: int = 1,

@@ -40,7 +40,7 @@ class TabletopConfig(EnvConfig):
     plate_xy: list[float] = field(default_factory=lambda: [0.27, 0.0])
     home: list[float] = field(default_factory=lambda: [-0.1, 0.0, 0.2])
     grasp_tolerance: float = 0.03        # horizontal EE-to-rim distance that still grasps (m)
-    max_steps: int = 120
+    max_steps: int = 120                 # not read (rollouts run eval.max_steps); saved run configs carry it
 
 
 class TabletopEnv(Env):

@@ -26,7 +26,7 @@ class EpisodeResult:
     spec: dict
     success: bool
     steps: int
-    error: float = float("nan")          # final bowl-to-plate distance (m), when the env reports it
+    error: float = float("nan")          # final object-to-target distance (m; SO-100: cube to zone), when the env reports it
     failure: str = ""                    # why a prediction could not be executed
     grasps: int | None = None            # times the object went into the gripper (None: the env cannot tell)
     video: str = ""

@@ -61,7 +61,7 @@ class Backbone(nn.Module):
             raise ValueError(f"start_pixel must be (B, 2), got {tuple(start_pixel.shape)}")
 
     def apply_mode(self) -> None:
-        """Frozen: no gradients and eval mode for good (called after construction and by train())."""
+        """Frozen: no gradients (called after construction); train() below keeps a frozen backbone in eval mode."""
         if self.cfg.mode == "frozen":
             for p in self.parameters():
                 p.requires_grad_(False)
