@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from dot_track import dot_track
 
 from video_para.data.lerobot import LeRobotSource, write_dataset
 from video_para.data.video import VideoFrames
-from video_para.episodes import CameraTrack, Episode, EpisodeError
+from video_para.episodes import Episode, EpisodeError
 from video_para.geometry import Camera
 
 H, W = 48, 64
@@ -19,12 +20,7 @@ def make_episode(index: int, T: int = 6) -> Episode:
     K = np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]])
     cam = Camera.look_at([0.0, -0.8, 0.9], [0.0, 0.0, 0.0], K, width=W, height=H)
     ee = np.c_[np.linspace(-0.1, 0.1, T), rng.uniform(-0.05, 0.05, T), np.linspace(0.3, 0.1, T)]
-    images = np.full((T, H, W, 3), 40, np.uint8)
-    vv, uu = np.mgrid[0:H, 0:W] + 0.5
-    for t in range(T):
-        u, v = cam.project(ee[t])
-        images[t][(uu - u) ** 2 + (vv - v) ** 2 < 9] = (255, 128, 0)
-    track = CameraTrack(images, np.repeat(cam.K[None], T, 0), np.repeat(cam.world_from_cam[None], T, 0))
+    track = dot_track(cam, ee, 40, 3.0, (255, 128, 0))
     return Episode(index=index, task=f"task {index % 2}", fps=10.0, timestamps=np.arange(T) / 10.0, ee_pos=ee,
                    gripper=np.linspace(0, 1, T), action=np.c_[ee, np.linspace(0, 1, T)], support_z=0.02,
                    cameras={"front": track}, meta={"cell": index})

@@ -3,12 +3,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from dot_track import dot_track
 
 from video_para.data.windows import WindowDataset
 from video_para.envs import ENVS
 from video_para.envs.expert import generate_demos
 from video_para.envs.tabletop import TabletopConfig
-from video_para.episodes import CameraTrack, Episode
+from video_para.episodes import Episode
 from video_para.geometry import Camera
 
 
@@ -72,12 +73,7 @@ def dot_episode(W: int, H: int, T: int = 8, radius: float = 6.0) -> Episode:
     K = np.array([[0.9 * W, 0, W / 2], [0, 0.9 * W, H / 2], [0, 0, 1.0]])
     cam = Camera.look_at([0.0, -0.6, 0.7], [0.0, 0.0, 0.0], K, width=W, height=H)
     ee = np.c_[np.linspace(-0.15, 0.15, T), np.linspace(-0.05, 0.05, T), np.linspace(0.2, 0.05, T)]
-    images = np.full((T, H, W, 3), 90, np.uint8)
-    vv, uu = np.mgrid[0:H, 0:W] + 0.5
-    for t in range(T):
-        u, v = cam.project(ee[t])
-        images[t][(uu - u) ** 2 + (vv - v) ** 2 <= radius ** 2] = (255, 140, 0)
-    track = CameraTrack(images, np.repeat(cam.K[None], T, 0), np.repeat(cam.world_from_cam[None], T, 0))
+    track = dot_track(cam, ee, 90, radius, (255, 140, 0))
     return Episode(0, "reach", 10.0, np.arange(T) / 10.0, ee, np.zeros(T), np.c_[ee, np.zeros(T)], 0.0,
                    {"front": track}).validate()
 
