@@ -72,7 +72,7 @@ def test_svd_two_stage_pretrain_then_finetune_from_it(tmp_path):
     assert all(torch.equal(v, frozen.backbone.state_dict()[k]) for k, v in pre.backbone.state_dict().items())
     with pytest.raises(ValueError, match=r"in \['n_frames'\]"):
         finetune(load_config(ExperimentConfig, ["experiment=tiny_svd_frozen", *tiny, "policy.backbone.n_frames=2",
-                                                f"output_dir={tmp_path / 'g'}", f"train.init_from={tmp_path / 's1' / 'policy'}"]),
+                                                "data.clip_frames=2", f"output_dir={tmp_path / 'g'}", f"train.init_from={tmp_path / 's1' / 'policy'}"]),
                  progress=False)
     with pytest.raises(ValueError, match="needs policy.backbone.type=svd"):
         load_config(ExperimentConfig, ["experiment=tiny_para", "train.stage=diffusion"])
