@@ -40,7 +40,7 @@ def test_para_loss_equals_naive_volume(layers, feat, img, out):
 def test_para_decode_equals_brute_force_argmax():
     torch.manual_seed(1)
     cfg = ParaHeadConfig(hidden_channels=8, num_conv_layers=1, n_height_bins=5, n_gripper_bins=4,
-                         output_height=20, output_width=30)
+                         output_height=20, output_width=30, subpixel="none")
     head = ParaHead(cfg, 6, 4, (40, 60), STATS)
     out = head(torch.randn(3, 6, 5, 7))
     dec = head.decode(out)

@@ -48,7 +48,8 @@ def test_tiny_para_policy_overfits_four_samples_to_exact_pixels():
     with torch.no_grad():
         out = policy.backbone(batch["image"], batch["start_pixel"])
         dec = policy.head.decode(policy.head(out.features))
-    assert torch.equal(dec.pixels, batch["target_pixels"])
+    # the default sub-pixel decoding lands on the target cell centres to ~1e-4 px
+    torch.testing.assert_close(dec.pixels, batch["target_pixels"], atol=1e-3, rtol=0)
     assert torch.equal(policy.head.height_bins.encode(dec.heights), policy.head.height_bins.encode(batch["target_height"]))
     assert torch.equal(dec.gripper.round(), batch["target_gripper"])
 

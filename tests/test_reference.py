@@ -19,7 +19,7 @@ from video_para.models import Policy
 
 torch.set_num_threads(1)
 REFERENCE = Path(__file__).parent / "reference" / "outputs.json"
-COMBOS = [f"{kind}/{head}" for kind in ("tiny", "svd", "dino") for head in ("para", "global_mlp")]
+COMBOS = [f"{kind}/{head}" for kind in ("tiny", "svd", "dino") for head in ("para", "global_mlp", "motion_tracks")]
 EE = np.array([[0.02, -0.03, 0.05], [-0.04, 0.01, 0.12]])   # current EE per sample (in view)
 
 

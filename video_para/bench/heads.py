@@ -11,6 +11,7 @@ import torch
 from ..geometry import Camera
 from ..models.heads.para import ParaHead, ParaHeadConfig
 from ..models.heads.para_reference import naive_loss
+from ..models.heads.subpixel import MODES
 from ..models.stats import Stats
 
 
@@ -80,12 +81,15 @@ def main(argv=None):
     (t1, m1), (t2, m2) = res["factored"], res["naive volume"]
     print(f"  speed-up {t2 / t1:.1f}x   memory ratio {m2 / max(m1, 1):.1f}x   max |loss diff| {diff:.2e}")
 
-    # decode + lift for one observation (the control path skips the full-resolution heatmaps)
+    # decode + lift for one observation, per peak decoding (the control path skips the full-resolution
+    # heatmaps; the last line adds them, as overlays need)
     cam = Camera.spherical([0, 0, 0], 1.2, 50, 0, Camera.intrinsics(60, a.out, a.out), a.out, a.out).torch()
     cam1 = Camera(cam.K[None], cam.world_from_cam[None], a.out, a.out)
     with torch.no_grad():
         out = head(feats[:1])
-        for heatmaps in (False, True):
+        for mode, heatmaps in [(m, False) for m in MODES] + [(ParaHeadConfig.subpixel, True)]:
+            head.cfg.subpixel = mode
+
             def step():
                 dec = head.decode(out, heatmaps=heatmaps)
                 cam1.lift(dec.pixels, dec.heights, torch.zeros(1, 1))
@@ -96,4 +100,5 @@ def main(argv=None):
             for _ in range(n):
                 step()
             dt = (time.perf_counter() - t0) / n
-            print(f"  decode + lift, batch 1{' + heatmap probabilities' if heatmaps else ''}: {dt * 1e3:.2f} ms")
+            print(f"  decode + lift, batch 1, subpixel={mode}{' (default)' if mode == ParaHeadConfig.subpixel else ''}"
+                  f"{' + heatmap probabilities' if heatmaps else ''}: {dt * 1e3:.2f} ms")

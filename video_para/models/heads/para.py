@@ -39,7 +39,9 @@ class ParaHeadConfig(HeadConfig):
     heatmap_weight: float = 1.0
     height_weight: float = 1.0
     gripper_weight: float = 1.0
-    subpixel: str = "none"            # decoding: none (argmax cell) | quadratic | softargmax (subpixel.py)
+    # decoding (subpixel.py): none (argmax cell) | quadratic | softargmax. softargmax measured best on
+    # held-out demos of the training region (tiny_para: 1.78 px vs 1.89 quadratic, 2.21 none)
+    subpixel: str = "softargmax"
 
 
 def cell_centres(pixels: torch.Tensor, image_size, out_size) -> tuple[torch.Tensor, torch.Tensor]:
