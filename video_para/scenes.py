@@ -4,12 +4,15 @@ envs, training (periodic eval), eval and so100 all read it, so it depends on not
 A protocol is a YAML file under configs/protocol/ (or any path) mapped to `ProtocolConfig`. Specs are
 generated from grid selections, never listed by hand:
   * position grid: bowl positions on a rows x cols grid over x_range (depth, metres) x y_range
-    (lateral; column 0 is the image's left side); selections `all | left | right | corners | dense`
-    (`corners`: the n_corner cells nearest the four corners, the paper's sparse N=32 coverage;
-    `dense`: every other cell, the paper's N=64);
-  * viewpoints: (theta, phi) offsets of the camera; theta_values x phi_values, selected by
-    `theta_max` for training (the rest test);
-  * distractors: number of clutter objects in training and in test scenes.
+    (lateral; column 0 is the image's left side); selections `all | left | right | near | far |
+    corners | dense` (`near`/`far`: the rows at the start/end of x_range, i.e. nearer/farther from
+    the camera, x being depth; `corners`: the n_corner cells nearest the four corners, the paper's
+    sparse N=32 coverage; `dense`: every other cell, the paper's N=64);
+  * viewpoints: (theta, phi) offsets of the camera; thetas x phis, a viewpoint trains when its theta
+    is <= train_theta_max and (if train_phis is set) its azimuth is in train_phis; the rest test;
+  * distractors: number of clutter objects in training and in test scenes;
+  * appearance: env settings of the scene's look (spec['appearance'], e.g. table colour, background,
+    light for the built-in scene) given to every training / test scene; empty: the env's default.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from .config import CONFIG_ROOT, load_config
 
-SELECTIONS = ("all", "left", "right", "corners", "dense")
+SELECTIONS = ("all", "left", "right", "near", "far", "corners", "dense")
 
 
 @dataclass
@@ -36,9 +39,12 @@ class ProtocolConfig:
     thetas: list[float] = field(default_factory=lambda: [0.0])             # viewpoint offsets (deg)
     phis: list[float] = field(default_factory=lambda: [0.0])
     train_theta_max: float = 90.0       # viewpoints with theta <= this train, the rest test
+    train_phis: list[float] = field(default_factory=list)   # and, if set, only these azimuths train
     demos_per_cell: int = 1
     train_distractors: int = 0          # clutter objects per scene (paper: clean train, cluttered test)
     test_distractors: int = 0
+    train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
+    test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
     paper: dict = field(default_factory=dict)   # the paper's numbers for the report, e.g. {para: 54}
 
     def validate(self) -> None:
@@ -47,6 +53,8 @@ class ProtocolConfig:
                 raise ValueError(f"protocol '{self.name}': selection '{s}' not in {SELECTIONS}")
         if self.rows < 2 or self.cols < 2:
             raise ValueError(f"protocol '{self.name}': the grid needs at least 2x2 cells")
+        if not set(self.train_phis) <= set(self.phis):
+            raise ValueError(f"protocol '{self.name}': train_phis {self.train_phis} not all in phis {self.phis}")
 
 
 def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> ProtocolConfig:
@@ -64,6 +72,10 @@ def _cells(p: ProtocolConfig, selection: str) -> list[tuple[int, int]]:
         return [(r, c) for r, c in all_cells if c < p.cols // 2]
     if selection == "right":
         return [(r, c) for r, c in all_cells if c >= p.cols // 2]
+    if selection == "near":
+        return [(r, c) for r, c in all_cells if r < p.rows // 2]
+    if selection == "far":
+        return [(r, c) for r, c in all_cells if r >= p.rows // 2]
     if selection == "dense":
         return [(r, c) for r, c in all_cells if (r + c) % 2 == 0]
     corners = np.array([[0, 0], [0, p.cols - 1], [p.rows - 1, 0], [p.rows - 1, p.cols - 1]])
@@ -84,8 +96,10 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
     views = [(t, f) for t in p.thetas for f in (p.phis if t > 0 else p.phis[:1])]
     multi_view = len(views) > 1
     if multi_view:
-        views = [v for v in views if (v[0] <= p.train_theta_max) == (split == "train")]
+        trains = [t <= p.train_theta_max and (not p.train_phis or f in p.train_phis) for t, f in views]
+        views = [v for v, is_train in zip(views, trains) if is_train == (split == "train")]
     rng = np.random.default_rng(0 if split == "train" else 1)
+    appearance = p.train_appearance if split == "train" else p.test_appearance
     out = []
     for theta, phi in views:
         for r, c in cells:
@@ -94,6 +108,8 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
                 n_clutter = p.train_distractors if split == "train" else p.test_distractors
                 if n_clutter:
                     spec["distractors"] = _distractors(n_clutter, p, spec["bowl_xy"], rng)
+                if appearance:
+                    spec["appearance"] = dict(appearance)
                 out.append(spec)
     return out
 

@@ -102,6 +102,8 @@ class LiberoEnv(Env):
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation:
         c, s = self.cfg, self.sim
         spec = dict(spec or {})
+        if "appearance" in spec:                          # ignoring it would test in the training look
+            raise ValueError("the LIBERO scene takes no spec['appearance'] (new environment: env=tabletop only)")
         s.reset(c.init_state if "bowl_xy" in spec else (seed or 0))
         if "bowl_xy" in spec:
             self._arrange(spec)

@@ -6,11 +6,11 @@ the exact ray caster in raster.py from a camera placed by spherical parameters a
 paper's (theta, phi) viewpoint offsets. World frame: metres, z up, table top at `support_z`.
 
 Scene spec (a dict, all keys optional): bowl_xy, plate_xy, theta, phi (viewpoint offset, degrees),
-distractors (list of [x, y]).
+distractors (list of [x, y]), appearance (fields of `Appearance`: table, background, light).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -21,6 +21,26 @@ from .raster import Cylinder, Disc, Rays, Sphere, render
 
 ROBOT_TAG = 1
 _DISTRACTOR_COLORS = [(200, 40, 40), (40, 160, 60), (230, 200, 40), (150, 60, 200)]
+
+
+@dataclass
+class Appearance:
+    """How the scene looks. The defaults are the look of every protocol that sets none; a protocol's
+    train/test_appearance overrides fields per scene (the paper's new-environment test)."""
+    table_color: tuple = (150, 110, 75)
+    table_color2: tuple = (0, 0, 0)      # the checkerboard's other squares
+    table_checker: float = 0.0           # side of the table's checkerboard squares (m); 0: plain table
+    background: tuple = (60, 60, 70)
+    light_dir: tuple = (0.3, -0.4, 0.87)   # towards the light, world frame
+    light_level: float = 1.0             # scales all shading
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Appearance":
+        values = spec.get("appearance", {})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"tabletop appearance has no {sorted(unknown)}; fields: {[f.name for f in fields(cls)]}")
+        return cls(**values)
 
 
 @dataclass
@@ -64,6 +84,7 @@ class TabletopEnv(Env):
         self.bowl = np.array([*bowl_xy, c.support_z], dtype=np.float64)          # base centre
         self.plate = np.array([*self.spec.get("plate_xy", c.plate_xy), c.support_z])
         self.distractors = [np.asarray(d, dtype=np.float64) for d in self.spec.get("distractors", [])]
+        self.look = Appearance.from_spec(self.spec)
         theta, phi = float(self.spec.get("theta", 0.0)), float(self.spec.get("phi", 0.0))
         cam = self.base_camera.orbit(c.look_at, theta, phi) if theta else self.base_camera
         if cam is not self.camera:
@@ -122,8 +143,9 @@ class TabletopEnv(Env):
 
     # -- rendering --------------------------------------------------------------------------
     def primitives(self) -> list:
-        c, z = self.cfg, self.cfg.support_z
-        prims = [Disc((0.05, 0.0), z, 0, (150, 110, 75), half_extent=(0.45, 0.55)),
+        c, z, look = self.cfg, self.cfg.support_z, self.look
+        prims = [Disc((0.05, 0.0), z, 0, look.table_color, half_extent=(0.45, 0.55), checker=look.table_checker,
+                      color2=look.table_color2),
                  Disc(tuple(self.plate[:2]), self.plate[2] + 0.01, c.plate_radius, (225, 225, 215)),
                  Cylinder(tuple(self.plate[:2]), z, z + 0.01, c.plate_radius, (200, 200, 190))]
         b, r, h = self.bowl, c.bowl_radius, c.bowl_height
@@ -142,7 +164,8 @@ class TabletopEnv(Env):
 
     def render(self) -> tuple[np.ndarray, np.ndarray]:
         """(image, robot mask) from the current camera."""
-        image, tags = render(self._rays, self.primitives())
+        image, tags = render(self._rays, self.primitives(), self.look.background, self.look.light_dir,
+                             self.look.light_level)
         return image, tags == ROBOT_TAG
 
     def observe(self) -> Observation:

@@ -1,0 +1,58 @@
+"""The paper's near->far, hemisphere and new-environment splits, built-in and LIBERO (tests/test_rollout.py
+covers left_right, viewpoint, corners, dense and distractors)."""
+import numpy as np
+import pytest
+
+from video_para.envs import ENVS
+from video_para.envs.tabletop import TabletopConfig
+from video_para.scenes import load_protocol, specs
+
+
+@pytest.mark.parametrize("name", ["near_far", "libero_near_far"])
+def test_near_far_trains_nearer_the_camera_than_every_test_scene(name):
+    p = load_protocol(name)
+    train, test = specs(p, "train"), specs(p, "test")
+    assert len(train) == len(test) == 128 and p.paper == {"para": 46, "global_mlp": 7}
+    camera = ENVS.build(TabletopConfig()).camera               # the grid frame: x is depth away from it
+    depth = {split: camera.project_with_depth(np.array([[*s["bowl_xy"], 0.0] for s in scenes]))[1]
+             for split, scenes in (("train", train), ("test", test))}
+    assert depth["train"].max() < depth["test"].min()
+    assert {s["bowl_xy"][1] for s in train} == {s["bowl_xy"][1] for s in test}   # every column in both
+
+
+@pytest.mark.parametrize("name", ["hemisphere", "libero_hemisphere"])
+def test_hemisphere_splits_the_azimuths_into_disjoint_halves(name):
+    p = load_protocol(name)
+    train, test = specs(p, "train"), specs(p, "test")
+    moved = lambda scenes: {s["phi"] for s in scenes if s["theta"] > 0}      # noqa: E731 (theta 0 has no azimuth)
+    assert moved(train) == {0, 45, 90, 135} and moved(test) == {180, 225, 270, 315}
+    thetas = lambda scenes: {s["theta"] for s in scenes if s["theta"] > 0}   # noqa: E731
+    assert thetas(train) == thetas(test) == set(p.thetas) - {0.0}            # every elevation on both sides
+    assert len(train) == 29 * 10 and len(test) == 28 * 10 and p.paper == {"para": 40, "global_mlp": 10}
+    with pytest.raises(ValueError, match="train_phis"):
+        load_protocol(name, ["train_phis=[0,30]"])
+
+
+def test_new_environment_tests_in_a_look_no_training_scene_has():
+    p = load_protocol("new_environment", ["rows=2", "cols=2"])
+    train, test = specs(p, "train"), specs(p, "test")
+    assert all("appearance" not in s for s in train) and all(s["appearance"] == p.test_appearance for s in test)
+    assert p.paper == {"para": 94, "global_mlp": 0}
+    env = ENVS.build(TabletopConfig())
+    scene = {k: v for k, v in test[0].items() if k != "appearance"}
+    default = env.reset(scene).images["front"]
+    new = env.reset(test[0]).images["front"]
+    train_images = [env.reset(s).images["front"] for s in train]
+    table = env.camera.project(np.array([[-0.15, -0.25, 0.0], [0.15, 0.25, 0.0]])).astype(int)   # bare table
+    corner = (slice(0, 4), slice(0, 4))                                                              # background
+    for image in train_images:                  # training scenes: the default look, background and table
+        assert (image[corner] == (60, 60, 70)).all() and (image[corner] != new[corner]).any(axis=-1).all()
+        for u, v in table:
+            assert (image[v, u] == default[v, u]).all() and (image[v, u] != new[v, u]).any()
+    squares = env.camera.project(np.array([[0.06 * i + 0.03, -0.27, 0.0] for i in range(-3, 1)])).astype(int)
+    colors = lambda image: [tuple(image[v, u]) for u, v in squares]          # noqa: E731 (4 squares in a row)
+    assert len(set(colors(default))) == 1                                    # plain wood
+    a, b, c, d = colors(new)
+    assert a == c != b == d                                                  # the checkerboard
+    with pytest.raises(ValueError, match="table_colour"):
+        env.reset({"appearance": {"table_colour": [1, 2, 3]}})
