@@ -3,6 +3,8 @@ import json
 import pytest
 
 from video_para import suite
+from video_para.config import CONFIG_ROOT, load_config
+from video_para.scenes import load_protocol, specs
 
 SMALL = ["train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "policy.image_height=64", "policy.image_width=64",
          "env.image_height=64", "env.image_width=64", "eval.max_steps=6", "eval.videos=1"]
@@ -95,3 +97,22 @@ def test_same_seed_same_table(tmp_path):
     for a, b in zip(first, second):
         assert a["offline_test"] == b["offline_test"] and a["successes"] == b["successes"]
         assert [e["steps"] for e in a["rollouts"]] == [e["steps"] for e in b["rollouts"]]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIG_ROOT / "suite").glob("*.yaml")))
+def test_every_committed_suite_resolves_every_run(name, tmp_path):
+    """Every run's experiment config and protocol split resolve (a typo in a suite fails here, not hours
+    into `make reproduce`), and the paper's protocols show the paper's number beside PARA and the MLP."""
+    cfg = load_config(suite.SuiteConfig, [f"config={CONFIG_ROOT / 'suite' / f'{name}.yaml'}"])
+    runner, papers = suite.Runner(cfg, []), {}
+    for comp in cfg.comparisons:
+        for method in comp.methods:
+            run = runner.config(comp, method, cfg.seeds[0])
+            protocol = load_protocol(run.data.protocol, run.data.protocol_overrides)
+            assert specs(protocol, "train") and specs(protocol, "test")
+            papers[comp.name, method.name] = suite.Runner.paper(method, protocol, run)
+    if name == "reproduce":
+        for comp in ("near_far", "hemisphere", "new_environment"):
+            assert [m.name for m in cfg.comparisons[0].methods] == [m for c, m in papers if c == comp]
+            assert (papers[comp, "PARA"], papers[comp, "global MLP"]) == {
+                "near_far": (46, 7), "hemisphere": (40, 10), "new_environment": (94, 0)}[comp]
