@@ -18,15 +18,15 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..config import to_yaml
+from ..experiment import ExperimentConfig, TrainConfig
 from ..models.policy import Policy
-from .sampler import ResumableBatchSampler
+from ..progress import progress as progress_bar   # plain lines, not bar redraws, when not on a terminal
 from .checkpoint import (DamagedCheckpoint, TrainerState, checkpoints, load_checkpoint, remove_partial,
                          save_checkpoint)
-from ..experiment import ExperimentConfig, TrainConfig
 from .metrics import MetricsLog, trackers
+from .sampler import ResumableBatchSampler
 
 
 def warmup_cosine(warmup: int, total: int):
@@ -137,7 +137,7 @@ def train(policy: Policy, dataset, cfg: ExperimentConfig, accelerator: Accelerat
             unwrapped.save_pretrained(directory)
 
     step, clock = state.step, None
-    bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
+    bar = progress_bar(total=tc.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
     model.train()
     while step < tc.steps:
         sampler.set_position(state.epoch, state.batches_in_epoch)
