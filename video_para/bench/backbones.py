@@ -20,13 +20,17 @@ from .heads import _peak_bytes
 STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
 
 
-def _batch(B, H, W, T=0, N=12):
-    b = {"image": torch.rand(B, 3, H, W), "start_pixel": torch.rand(B, 2) * torch.tensor([W, H]),
-         "target_pixels": torch.rand(B, N, 2) * torch.tensor([W, H]), "target_height": torch.rand(B, N) * 0.3,
-         "target_gripper": torch.rand(B, N).round(), "target_xyz": torch.zeros(B, N, 3)}
+def batch(B, H, W, T=0, N=12, device="cpu"):
+    """A random training batch at image size HxW; with T > 1 a T-frame clip whose frame 0 is the image."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(B, 3, H, W, generator=g)
+    b = {"image": image, "start_pixel": torch.rand(B, 2, generator=g) * torch.tensor([W, H]),
+         "target_pixels": torch.rand(B, N, 2, generator=g) * torch.tensor([W, H]),
+         "target_height": torch.rand(B, N, generator=g) * 0.3, "target_gripper": torch.rand(B, N, generator=g).round(),
+         "target_xyz": torch.zeros(B, N, 3)}
     if T:
-        b["clip"] = torch.rand(B, T, 3, H, W)
-    return b
+        b["clip"] = torch.cat([image[:, None], torch.rand(B, T - 1, 3, H, W, generator=g)], 1)
+    return {k: v.to(device) for k, v in b.items()}
 
 
 def _median_time(fn, repeats):
@@ -52,7 +56,7 @@ def tiny_presets(B, repeats):
                tap_blocks=[0, 1], feature_size=16), 64, 3), ("dino tiny", DinoBackboneConfig(preset="tiny"), 56, 0))
     for name, cfg, size, T in presets:
         policy = Policy(PolicyConfig(backbone=cfg, image_height=size, image_width=size), STATS).train()
-        fn = _step(policy, _batch(B, size, size, T))
+        fn = _step(policy, batch(B, size, size, T))
         peak = _peak_bytes(fn)   # cold step: includes the activations and gradient buffers allocated once
         t = _median_time(fn, repeats)
         extra = f", {T}-frame clip (aux loss)" if T else ""
@@ -66,18 +70,18 @@ def dino_head_share(B, repeats):
                                    intermediate_size=1536, patch_size=14, image_size=518))
     backbone = DinoBackbone(DinoBackboneConfig(), (448, 448), vit).train()
     head = HEADS.build(ParaHeadConfig(), backbone.out_channels, 12, (448, 448), STATS).train()
-    batch = _batch(B, 448, 448)
+    b = batch(B, 448, 448)
 
     def full():
         backbone.zero_grad(set_to_none=True)
         head.zero_grad(set_to_none=True)
-        head.loss(head(backbone(batch["image"], batch["start_pixel"]).features), batch)["loss"].backward()
+        head.loss(head(backbone(b["image"], b["start_pixel"]).features), b)["loss"].backward()
 
     feats = torch.randn(B, 384, 32, 32, requires_grad=True)
 
     def head_only():
         head.zero_grad(set_to_none=True)
-        head.loss(head(feats), batch)["loss"].backward()
+        head.loss(head(feats), b)["loss"].backward()
 
     peak = _peak_bytes(full)
     t_full, t_head = _median_time(full, repeats), _median_time(head_only, repeats)

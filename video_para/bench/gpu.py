@@ -25,21 +25,10 @@ from ..models.backbones.dino import DinoBackboneConfig
 from ..models.backbones.svd import SvdBackboneConfig
 from ..models.backbones.svd_components import img2vid_components
 from ..models.heads.para import ParaHeadConfig
+from .backbones import batch
 from .heads import _peak_bytes
 
 STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
-
-
-def batch(B, H, W, T, N, device):
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(B, 3, H, W, generator=g)
-    b = {"image": image, "start_pixel": torch.rand(B, 2, generator=g) * torch.tensor([W, H]),
-         "target_pixels": torch.rand(B, N, 2, generator=g) * torch.tensor([W, H]),
-         "target_height": torch.rand(B, N, generator=g) * 0.3, "target_gripper": torch.rand(B, N, generator=g).round(),
-         "target_xyz": torch.zeros(B, N, 3)}
-    if T:
-        b["clip"] = torch.cat([image[:, None], torch.rand(B, T - 1, 3, H, W, generator=g)], 1)
-    return {k: v.to(device) for k, v in b.items()}
 
 
 def attention_kernel(policy: Policy) -> str:
