@@ -1,5 +1,6 @@
-"""The paper's near->far, hemisphere and new-environment splits, built-in and LIBERO (tests/test_rollout.py
-covers left_right, viewpoint, corners, dense and distractors)."""
+"""The paper's near->far, hemisphere and new-environment splits, built-in and LIBERO, and the validation
+holdouts carved from training cells (tests/test_rollout.py covers left_right, viewpoint, corners, dense and
+distractors)."""
 import numpy as np
 import pytest
 
@@ -56,3 +57,28 @@ def test_new_environment_tests_in_a_look_no_training_scene_has():
     assert a == c != b == d                                                  # the checkerboard
     with pytest.raises(ValueError, match="table_colour"):
         env.reset({"appearance": {"table_colour": [1, 2, 3]}})
+
+
+def test_boundary_holdout_is_the_training_column_next_to_the_test_half():
+    p = load_protocol("left_right", ["rows=8", "cols=8", "holdout=boundary"])
+    train, val, test = (specs(p, s) for s in ("train", "val", "test"))
+    assert sorted({tuple(s["cell"]) for s in val}) == [(r, 3) for r in range(8)]
+    assert {s["cell"][1] for s in train} == {0, 1, 2} and len(train) == 24
+    assert {s["cell"][1] for s in test} == {4, 5, 6, 7}
+    near_far = load_protocol("near_far", ["rows=8", "cols=8", "holdout=boundary"])
+    assert {s["cell"][0] for s in specs(near_far, "val")} == {3}
+
+
+def test_stride_holdout_keeps_validation_scenes_clean_like_training():
+    p = load_protocol("distractors", ["rows=8", "cols=8", "holdout=stride"])
+    train, val = specs(p, "train"), specs(p, "val")
+    assert len(val) == len(specs(load_protocol("distractors", ["rows=8", "cols=8"]), "train")) // 4
+    assert not {tuple(s["cell"]) for s in train} & {tuple(s["cell"]) for s in val}
+    assert all("distractors" not in s for s in train + val) and all(s["distractors"] for s in specs(p, "test"))
+
+
+def test_holdout_errors_name_the_protocol():
+    with pytest.raises(ValueError, match="left_right.*no validation split"):
+        specs(load_protocol("left_right"), "val")
+    with pytest.raises(ValueError, match="distractors.*overlap.*stride"):
+        specs(load_protocol("distractors", ["holdout=boundary"]), "val")

@@ -12,7 +12,12 @@ generated from grid selections, never listed by hand:
     is <= train_theta_max and (if train_phis is set) its azimuth is in train_phis; the rest test;
   * distractors: number of clutter objects in training and in test scenes;
   * appearance: env settings of the scene's look (spec['appearance'], e.g. table colour, background,
-    light for the built-in scene) given to every training / test scene; empty: the env's default.
+    light for the built-in scene) given to every training / test scene; empty: the env's default;
+  * holdout: a validation split carved from the training cells (they leave 'train' and form 'val'),
+    to choose between variants without looking at the test region: `boundary` = the training cells
+    nearest the test cells (a small extrapolation, e.g. the left half's column next to the right
+    half), `stride` = every holdout_stride-th training cell (protocols whose test scenes share the
+    training cells and differ in clutter, look or view). Reported runs train with holdout none.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import numpy as np
 from .config import CONFIG_ROOT, load_config
 
 SELECTIONS = ("all", "left", "right", "near", "far", "corners", "dense")
+HOLDOUTS = ("none", "boundary", "stride")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -45,6 +52,8 @@ class ProtocolConfig:
     test_distractors: int = 0
     train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
     test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
+    holdout: str = "none"                # validation split carved from the training cells: none | boundary | stride
+    holdout_stride: int = 4
     paper: dict = field(default_factory=dict)   # the paper's numbers for the report, e.g. {para: 54}
 
     def validate(self) -> None:
@@ -55,6 +64,10 @@ class ProtocolConfig:
             raise ValueError(f"protocol '{self.name}': the grid needs at least 2x2 cells")
         if not set(self.train_phis) <= set(self.phis):
             raise ValueError(f"protocol '{self.name}': train_phis {self.train_phis} not all in phis {self.phis}")
+        if self.holdout not in HOLDOUTS:
+            raise ValueError(f"protocol '{self.name}': holdout '{self.holdout}' not in {HOLDOUTS}")
+        if self.holdout_stride < 2:
+            raise ValueError(f"protocol '{self.name}': holdout_stride must be >= 2, got {self.holdout_stride}")
 
 
 def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> ProtocolConfig:
@@ -84,28 +97,52 @@ def _cells(p: ProtocolConfig, selection: str) -> list[tuple[int, int]]:
     return [all_cells[i] for i in sorted(order)]
 
 
+def _split_cells(p: ProtocolConfig, split: str) -> list[tuple[int, int]]:
+    """Cells of a split: the test selection, or the training selection minus / restricted to the holdout."""
+    if split == "test":
+        return _cells(p, p.test)
+    train = _cells(p, p.train)
+    if p.holdout == "none":
+        if split == "val":
+            raise ValueError(f"protocol '{p.name}' has no validation split: set holdout=boundary or holdout=stride")
+        return train
+    if p.holdout == "stride":
+        val = set(train[p.holdout_stride - 1::p.holdout_stride])
+    else:
+        test = np.array(_cells(p, p.test))
+        dist = np.array([np.abs(test - rc).sum(1).min() for rc in train])
+        if dist.min() == 0:
+            raise ValueError(f"protocol '{p.name}': training and test cells overlap, so there is no boundary; "
+                             "use holdout=stride")
+        val = {rc for rc, d in zip(train, dist) if d == dist.min()}
+    return [rc for rc in train if (rc in val) == (split == "val")]
+
+
 def cell_xy(p: ProtocolConfig, r: int, c: int) -> list[float]:
     return [float(np.interp(r, [0, p.rows - 1], p.x_range)), float(np.interp(c, [0, p.cols - 1], p.y_range))]
 
 
 def specs(p: ProtocolConfig, split: str) -> list[dict]:
-    """Scene specs of a split ('train' or 'test'); each carries its grid cell and viewpoint."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got '{split}'")
-    cells = _cells(p, p.train if split == "train" else p.test)
+    """Scene specs of a split ('train', 'val' = the holdout carved from the training cells, or 'test');
+    each carries its grid cell and viewpoint. Validation scenes look like training scenes (views,
+    clutter, appearance)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
+    cells = _split_cells(p, split)
+    training_like = split != "test"
     views = [(t, f) for t in p.thetas for f in (p.phis if t > 0 else p.phis[:1])]
     multi_view = len(views) > 1
     if multi_view:
         trains = [t <= p.train_theta_max and (not p.train_phis or f in p.train_phis) for t, f in views]
-        views = [v for v, is_train in zip(views, trains) if is_train == (split == "train")]
-    rng = np.random.default_rng(0 if split == "train" else 1)
-    appearance = p.train_appearance if split == "train" else p.test_appearance
+        views = [v for v, is_train in zip(views, trains) if is_train == training_like]
+    rng = np.random.default_rng({"train": 0, "test": 1, "val": 2}[split])
+    appearance = p.train_appearance if training_like else p.test_appearance
     out = []
     for theta, phi in views:
         for r, c in cells:
             for k in range(p.demos_per_cell if split == "train" else 1):
                 spec = {"bowl_xy": cell_xy(p, r, c), "cell": [r, c], "theta": theta, "phi": phi}
-                n_clutter = p.train_distractors if split == "train" else p.test_distractors
+                n_clutter = p.train_distractors if training_like else p.test_distractors
                 if n_clutter:
                     spec["distractors"] = _distractors(n_clutter, p, spec["bowl_xy"], rng)
                 if appearance:

@@ -1,5 +1,5 @@
 """`python eval.py --policy DIR [--protocol NAME ...] [env.key=value ...]`: roll a saved policy out
-on a protocol's test (or train) scenes and write a report (by default beside the policy, in
+on a protocol's test (or train, or val) scenes and write a report (by default beside the policy, in
 DIR/../eval/<protocol>_<split>).
 
 A policy is evaluated as the run that trained it evaluates it: env, protocol, re-planning interval,
@@ -20,7 +20,7 @@ from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..experiment import ExperimentConfig
 from ..models.policy import Policy
-from ..scenes import load_protocol, specs
+from ..scenes import SPLITS, load_protocol, specs
 from .report import grasp_table, plot_success_vs_distance, plot_viewpoints, success_table
 from .rollout import rollout
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "else left_right)")
     ap.add_argument("--protocol-override", action="append", default=[],
                     help="e.g. rows=8 (repeatable; added to the run's own overrides when --protocol is not given)")
-    ap.add_argument("--split", default="test", choices=["train", "test"])
+    ap.add_argument("--split", default="test", choices=SPLITS, help="val: the protocol's holdout (protocol.holdout)")
     ap.add_argument("--episodes", type=int, default=0, help="0: every scene of the split")
     ap.add_argument("--replan-every", type=int, help="default: the run's eval.replan_every, else 4")
     ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
