@@ -7,6 +7,7 @@
                                               #   before the next observation; gripper in [0, 1]
     env.success() -> bool
     env.holding() -> bool | None              # the object is in the gripper (None: not tracked)
+    env.task_error() -> float                 # final object-to-target distance, m (NaN: not tracked)
     env.expert_waypoints(rng)                 # the scripted expert's plan for the current scene
     env.close()
 
@@ -66,6 +67,11 @@ class Env(ABC):
         """Whether the task's object is in the gripper now; rollouts count grasps with it to tell
         "never grasped" from "grasped, then dropped or misplaced". None when the env cannot tell."""
         return None
+
+    def task_error(self) -> float:
+        """Horizontal distance (m) from the task's object to its target now (bowl to plate, cube to
+        zone); rollouts report it as the final error. NaN when the env cannot tell."""
+        return float("nan")
 
     def close(self) -> None:
         pass

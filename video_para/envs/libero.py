@@ -163,7 +163,7 @@ class LiberoEnv(Env):
     def holding(self) -> bool:
         return self.held
 
-    def bowl_plate_error(self) -> float:
+    def task_error(self) -> float:
         return float(np.linalg.norm(self.sim.body_pos(self.cfg.bowl)[:2] - self.sim.body_pos(self.cfg.plate)[:2]))
 
     def expert_waypoints(self, rng: np.random.Generator):

@@ -138,7 +138,7 @@ class TabletopEnv(Env):
         return (self.held is None and self.bowl[2] > c.support_z
                 and np.linalg.norm(self.bowl[:2] - self.plate[:2]) <= c.plate_radius - 0.02)
 
-    def bowl_plate_error(self) -> float:
+    def task_error(self) -> float:
         return float(np.linalg.norm(self.bowl[:2] - self.plate[:2]))
 
     # -- rendering --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class EpisodeResult:
     spec: dict
     success: bool
     steps: int
-    error: float = float("nan")          # final object-to-target distance (m; SO-100: cube to zone), when the env reports it
+    error: float = float("nan")          # final object-to-target distance (m), Env.task_error: NaN if untracked
     failure: str = ""                    # why a prediction could not be executed
     grasps: int | None = None            # times the object went into the gripper (None: the env cannot tell)
     video: str = ""
@@ -73,8 +73,7 @@ def rollout(policy, env: Env, specs: list[dict], replan_every: int | None = None
                 now = env.holding()
                 grasps += int(now and not holding)
                 holding = now
-        ep = EpisodeResult(spec, env.success(), steps, getattr(env, "bowl_plate_error", lambda: float("nan"))(), failure,
-                           grasps)
+        ep = EpisodeResult(spec, env.success(), steps, env.task_error(), failure, grasps)
         if record and frames:
             frames.append(overlay(obs.images[cam_name], None, None))
             video_dir.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
         name = env.camera_names[0]
         ctl = Controller(policy, obs.cameras[name], obs.support_z, env.safety, env.grip, name, cfg.replan_every or None)
         log = ctl.run_episode(env, cfg.max_steps, 0.0, done=env.success)
-        result.episodes.append(EpisodeResult(spec, env.success(), log.steps, env.target_error(), log.failure))
+        result.episodes.append(EpisodeResult(spec, env.success(), log.steps, env.task_error(), log.failure))
         logs.append(log)
         bar.set_postfix(success=f"{result.successes}/{i + 1}")
     return result, logs
