@@ -3,7 +3,8 @@ import torch
 
 from video_para.models.heads.global_mlp import GlobalMLPHead, GlobalMLPHeadConfig
 from video_para.models.heads.motion_tracks import MotionTracksHead, MotionTracksHeadConfig
-from video_para.models.heads.para import ParaHead, ParaHeadConfig
+from video_para.models.backbones.base import keypoint_cells
+from video_para.models.heads.para import ParaHead, ParaHeadConfig, cell_centres
 from video_para.models.heads.para_reference import naive_loss
 from video_para.models.stats import Stats
 
@@ -175,3 +176,16 @@ def test_motion_tracks_fit_a_fixed_batch():
     assert losses[-1] < 0.1 * losses[0]                      # measured 6.2 -> 0.22
     assert px0 > 8 and px < 2                                 # track error 10.9 -> 1.3 px
     assert xyz0 > 1 and xyz < 0.15                            # 3D error 1.65 -> 0.04 (target xyz ~ N(0, 1))
+
+
+def test_pixel_to_cell_rules_are_shared_by_targets_and_keypoints():
+    """Both map a pixel to the cell holding it; a pixel outside the image (or NaN) is an error naming
+    how many and the image size, and one just inside the last cell stays in it."""
+    last = torch.nextafter(torch.tensor([[[7.0, 7.0]]]), torch.tensor(0.0))   # * 4/7 rounds up to 4.0
+    idx, _ = cell_centres(last, (7, 7), (4, 4))
+    assert idx.item() == 15
+    assert [c.item() for c in keypoint_cells(last[0], (7, 7), (4, 4))] == [3, 3]
+    with pytest.raises(ValueError, match=r"2 target pixel\(s\) outside the 16x8 image .*data.out_of_image"):
+        cell_centres(torch.tensor([[[-0.1, 1.0], [float("nan"), 1.0], [3.0, 3.0]]]), (8, 16), (8, 16))
+    with pytest.raises(ValueError, match=r"1 start keypoint\(s\) outside the 16x8 image .*must be visible"):
+        keypoint_cells(torch.tensor([[3.0, 8.0]]), (8, 16), (2, 4))

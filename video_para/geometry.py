@@ -283,3 +283,19 @@ class Bins:
 
     def __repr__(self) -> str:
         return f"Bins(low={self.low:.4g}, high={self.high:.4g}, n={self.n})"
+
+
+def pixel_cells(pixels: torch.Tensor, image_size, grid_size, what: str, remedy: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, col) of the cell of an (h, w) grid over the (H, W) image that holds each pixel (..., 2).
+    A pixel outside the image (or not finite) is a ValueError counting them as `what` (e.g. "target
+    pixel(s)") and ending with `remedy`: a clamp would move it to a wrong cell silently."""
+    (H, W), (h, w) = image_size, grid_size
+    u, v = pixels[..., 0], pixels[..., 1]
+    outside = (u < 0) | (u >= W) | (v < 0) | (v >= H) | ~torch.isfinite(pixels).all(-1)
+    if outside.any():
+        raise ValueError(f"{int(outside.sum())} {what} outside the {W}x{H} image (e.g. {pixels[outside][0].tolist()}); "
+                         f"{remedy}")
+    # the clamp only absorbs float rounding of a pixel just inside the last cell
+    col = (u * (w / W)).floor().long().clamp(0, w - 1)
+    row = (v * (h / H)).floor().long().clamp(0, h - 1)
+    return row, col

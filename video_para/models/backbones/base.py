@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ...config import Registry
+from ...geometry import pixel_cells
 
 
 @dataclass
@@ -83,20 +84,13 @@ class Backbone(nn.Module):
 
 def keypoint_cells(start_pixel: torch.Tensor, image_size, grid_size) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, col) of the grid cell containing each start pixel; a pixel outside the image is an error."""
-    (H, W), (h, w) = image_size, grid_size
-    u, v = start_pixel[:, 0], start_pixel[:, 1]
-    outside = (u < 0) | (u >= W) | (v < 0) | (v >= H) | ~torch.isfinite(start_pixel).all(-1)
-    if outside.any():
-        bad = start_pixel[outside][0].tolist()
-        raise ValueError(f"{int(outside.sum())} start keypoint(s) outside the {W}x{H} image (e.g. {bad}); "
-                         "the end effector must be visible to condition on it")
-    col = (u * (w / W)).floor().long().clamp(0, w - 1)
-    row = (v * (h / H)).floor().long().clamp(0, h - 1)
-    return row, col
+    return pixel_cells(start_pixel, image_size, grid_size, "start keypoint(s)",
+                       "the end effector must be visible to condition on it")
 
 
 def add_at_cells(grid: torch.Tensor, row: torch.Tensor, col: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-    """Add `embedding` (C,) to grid (B, C, h, w) at one cell per sample, out of place."""
+    """Add `embedding` (C,) to grid (B, C, h, w) at one cell per sample, out of place (every backbone
+    adds its start-keypoint embedding through this; a token layout is viewed as a grid first)."""
     onehot = torch.zeros(grid.shape[0], 1, *grid.shape[-2:], dtype=grid.dtype, device=grid.device)
-    onehot[torch.arange(grid.shape[0]), 0, row, col] = 1
+    onehot[torch.arange(grid.shape[0], device=grid.device), 0, row, col] = 1
     return grid + onehot * embedding.view(1, -1, 1, 1).to(grid.dtype)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput, keypoint_cells
+from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput, add_at_cells, keypoint_cells
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,11 +81,16 @@ class DinoBackbone(Backbone):
         """Add the keypoint embedding to the EE patch token, before any transformer block."""
         if self._cells is None:
             raise RuntimeError("dino backbone: the ViT must be called through DinoBackbone.forward")
-        row, col = self._cells
-        index = self.n_prefix + row * self.grid[1] + col
-        onehot = torch.zeros(tokens.shape[:2], dtype=tokens.dtype, device=tokens.device)
-        onehot[torch.arange(tokens.shape[0]), index] = 1
-        return tokens + onehot.unsqueeze(-1) * self.keypoint.to(tokens.dtype)
+        grid = add_at_cells(self._patch_grid(tokens), *self._cells, self.keypoint)
+        return torch.cat([tokens[:, :self.n_prefix], grid.flatten(2).transpose(1, 2)], 1)
+
+    def _patch_grid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, n_prefix + h*w, C) -> the patch tokens as a grid (B, C, h, w)."""
+        patches = tokens[:, self.n_prefix:]
+        if patches.shape[1] != self.grid[0] * self.grid[1]:
+            raise RuntimeError(f"dino backbone: {patches.shape[1]} patch tokens for a {self.grid} grid; "
+                               f"wrong number of register tokens ({self.n_prefix - 1})?")
+        return patches.transpose(1, 2).unflatten(2, self.grid)
 
     def forward(self, image, start_pixel, clip=None) -> BackboneOutput:
         self.check_inputs(image, start_pixel)
@@ -94,12 +99,7 @@ class DinoBackbone(Backbone):
             tokens = self.vit(pixel_values=(image - self.mean) / self.std).last_hidden_state
         finally:
             self._cells = None
-        patches = tokens[:, self.n_prefix:]
-        if patches.shape[1] != self.grid[0] * self.grid[1]:
-            raise RuntimeError(f"dino backbone: {patches.shape[1]} patch tokens for a {self.grid} grid; "
-                               f"wrong number of register tokens ({self.n_prefix - 1})?")
-        B, (h, w) = image.shape[0], self.grid
-        return BackboneOutput(patches.transpose(1, 2).reshape(B, self.out_channels, h, w))
+        return BackboneOutput(self._patch_grid(tokens))
 
 
 @BACKBONES.register("dino", DinoBackboneConfig)

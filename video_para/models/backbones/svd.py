@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput, keypoint_cells
+from .base import BACKBONES, Backbone, BackboneConfig, BackboneOutput, add_at_cells, keypoint_cells
 from .svd_components import SvdComponents, components_from_configs, load_components, tiny_components
 
 
@@ -147,10 +147,7 @@ class SvdBackbone(Backbone):
     def _add_keypoint(self, module, args, x):
         if self._cells is None:            # e.g. diffusion_loss without a start pixel
             return x
-        row, col = self._cells
-        onehot = torch.zeros(x.shape[0], 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
-        onehot[torch.arange(x.shape[0], device=x.device), 0, row, col] = 1
-        return x + onehot * self.keypoint.view(1, -1, 1, 1).to(x.dtype)
+        return add_at_cells(x, *self._cells, self.keypoint)
 
     def _tap_hook(self, i):
         def hook(module, args, out):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...geometry import Bins
+from ...geometry import Bins, pixel_cells
 from ..stats import Stats
 from .base import HEADS, Decoded, HeadConfig
 from .subpixel import MODES, quadratic_peak, softargmax_peak
@@ -46,13 +46,9 @@ class ParaHeadConfig(HeadConfig):
 
 def cell_centres(pixels: torch.Tensor, image_size, out_size) -> tuple[torch.Tensor, torch.Tensor]:
     """Image pixels (..., 2) -> (flat index into the out grid, normalised grid_sample coords of that cell's centre)."""
-    (H, W), (Ho, Wo) = image_size, out_size
-    col = (pixels[..., 0] * (Wo / W)).floor().long()
-    row = (pixels[..., 1] * (Ho / H)).floor().long()
-    outside = (col < 0) | (col >= Wo) | (row < 0) | (row >= Ho)
-    if outside.any():
-        raise ValueError(f"{int(outside.sum())} target pixel(s) fall outside the {W}x{H} image; "
-                         "windows must drop or clip them (data.out_of_image)")
+    row, col = pixel_cells(pixels, image_size, out_size, "target pixel(s)",
+                           "windows must drop or clip them (data.out_of_image)")
+    Ho, Wo = out_size
     return row * Wo + col, _centre_grid(row, col, Ho, Wo)
 
 
