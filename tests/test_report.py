@@ -1,5 +1,3 @@
-import re
-
 import numpy as np
 
 from video_para.eval.report import plot_viewpoints, theta_breakdown
@@ -21,10 +19,11 @@ def test_per_theta_breakdown_and_viewpoint_plot(tmp_path):
     assert np.isclose(sum(n for _, n in per.values()), len(test))
 
 
-def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys):
+def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys, monkeypatch):
     import torch
 
-    from video_para.eval.cli import main
+    from video_para.eval import cli
+    from video_para.eval.rollout import rollout
     from video_para.models import Policy, PolicyConfig, Stats
     from video_para.models.backbones.tiny import TinyBackboneConfig
     from video_para.models.heads.para import ParaHeadConfig
@@ -33,14 +32,35 @@ def test_eval_cli_writes_table_plot_and_videos(tmp_path, capsys):
                        head=ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=4),
                        n_window=3, image_height=32, image_width=32)
     Policy(cfg, Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)).save_pretrained(tmp_path / "p")
-    main(["--policy", str(tmp_path / "p"), "--protocol", "left_right", "--protocol-override", "rows=2",
-          "--protocol-override", "cols=4", "--episodes", "2", "--max-steps", "6", "--videos", "1",
-          "--out", str(tmp_path / "out"), "env.image_height=32", "env.image_width=32"])
+
+    def known_outcomes(*args, **kwargs):
+        """The real rollout (videos, overlays), its outcomes set to known ones: every row is known by hand."""
+        res = rollout(*args, **kwargs)
+        for e, (success, grasps) in zip(res.episodes, [(True, 1), (False, 0), (False, 2)], strict=True):
+            e.success, e.grasps = success, grasps
+        return res
+    monkeypatch.setattr(cli, "rollout", known_outcomes)
+    cli.main(["--policy", str(tmp_path / "p"), "--protocol", "left_right", "--protocol-override", "rows=2",
+              "--protocol-override", "cols=4", "--episodes", "3", "--max-steps", "6", "--videos", "1",
+              "--out", str(tmp_path / "out"), "env.image_height=32", "env.image_width=32"])
     out = capsys.readouterr().out
-    assert re.search(r"\| left_right/test \| para \| \d+% \([0-2]/2\) \| 54% \|", out)
-    assert re.search(r"\| left_right/test \| para \| [0-2]/2 \| [0-2]/2 \| [0-2]/2 \| \d\.\d \|", out)  # grasp breakdown
+    md = """\
+| protocol | method | success | paper |
+|---|---|---|---|
+| left_right/test | para | 33% (1/3) | 54% |
+
+Failures by what the rollout reached (runs that recorded grasps):
+
+| protocol | method | success | failed, never grasped | failed after grasping | grasps per episode |
+|---|---|---|---|---|---|
+| left_right/test | para | 1/3 | 1/3 | 1/3 | 1.0 |
+"""
+    assert (tmp_path / "out" / "results.md").read_text() == md and md in out
+    assert (tmp_path / "out" / "results.csv").read_text().splitlines() == [
+        "protocol,method,successes,episodes,success_rate,seed_rates,paper", "left_right/test,para,1,3,0.3333333333333333,,54"]
     for name in ("results.md", "results.csv", "success_vs_distance.png", "videos/episode_000.mp4"):
         assert (tmp_path / "out" / name).stat().st_size > 0 and name in out
+    assert not (tmp_path / "out" / "videos" / "episode_001.mp4").exists()
 
 
 def test_eval_cli_takes_env_protocol_and_replanning_from_the_run(tmp_path, capsys):
