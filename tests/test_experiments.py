@@ -46,6 +46,7 @@ def test_quickstart_baselines_differ_from_para_only_in_the_head(baseline):
 def test_incompatible_sizes_and_typos_are_errors():
     with pytest.raises(ValueError, match=r"n_frames=3 must equal data.clip_frames=2"):
         load_config(ExperimentConfig, ["experiment=tiny_svd_two_stage", "data.clip_frames=2"])
+    load_config(ExperimentConfig, ["experiment=tiny_para", "data.clip_frames=2"])   # tiny takes no clip: any length
     with pytest.raises(ValueError, match="does not match the env"):
         load_config(ExperimentConfig, ["experiment=tiny_para", "policy.image_height=64"])
     with pytest.raises(ValueError, match="stpes"):

@@ -10,6 +10,7 @@ from video_para.models import Policy, PolicyConfig, Stats
 from video_para.models.backbones.tiny import TinyBackboneConfig
 from video_para.models.heads.global_mlp import GlobalMLPHeadConfig
 from video_para.models.heads.para import ParaHeadConfig
+from video_para.models.policy import ActionChunk, EpisodicPredictor, queued
 
 STATS = Stats(0.0, 0.3, 0.0, 1.0, [0.0, 0.0, 0.1], [0.2, 0.2, 0.1], 0.5, 0.5)
 
@@ -149,3 +150,28 @@ def test_select_action_pops_a_queue_refilled_every_replan_every_steps(tmp_path):
     loaded = Policy.from_pretrained(policy.save_pretrained(tmp_path / "p"))
     assert loaded.run == {"eval": {"replan_every": 2}} and loaded.replan_every == 2
     assert Policy(tiny_config(), STATS).replan_every == 4
+
+
+def test_queued_resets_an_episodic_predictor_and_wraps_a_plain_one():
+    """queued() gives any Predictor the ChunkQueue; reset() also resets one with per-episode state."""
+    plan = np.c_[np.arange(12.0), np.zeros((12, 3))]
+
+    class Plain:
+        def predict(self, image, camera, ee_pos, support_z):
+            return ActionChunk(plan, np.zeros((12, 2)), None)
+
+    class Episodic(Plain):
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+
+    obs = {"image": None, "camera": None, "ee_pos": np.zeros(3)}
+    plain, episodic = queued(Plain()), queued(Episodic())
+    assert isinstance(episodic.predictor, EpisodicPredictor) and not isinstance(plain.predictor, EpisodicPredictor)
+    for agent in (plain, episodic):
+        agent.reset(replan_every=2)
+        assert [agent.select_action(obs)[0] for _ in range(3)] == [0.0, 1.0, 0.0]   # re-planned at step 2
+    assert episodic.predictor.resets == 1
+    policy = Policy(tiny_config(), STATS)
+    assert queued(policy) is policy

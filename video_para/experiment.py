@@ -90,8 +90,8 @@ class ExperimentConfig:
                              f"[{self.policy.image_height}, {self.policy.image_width}] (or empty)")
         if self.train.stage == "diffusion" and (self.policy.backbone.type != "svd" or self.data.clip_frames < 2):
             raise ValueError("train.stage=diffusion needs policy.backbone.type=svd and data.clip_frames > 1")
-        frames = getattr(self.policy.backbone, "n_frames", None)
-        if self.policy.backbone.type == "svd" and self.data.clip_frames > 1 and frames != self.data.clip_frames:
+        frames = self.policy.backbone.clip_frames()
+        if frames is not None and self.data.clip_frames > 1 and frames != self.data.clip_frames:
             raise ValueError(f"policy.backbone.n_frames={frames} must equal data.clip_frames={self.data.clip_frames}: "
                              "the SVD UNet denoises the clip's frames")
         if self.train.stage == "autoencoder" and self.policy.backbone.type != "svd":

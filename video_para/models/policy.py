@@ -13,6 +13,7 @@ import shutil
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -93,8 +94,21 @@ class ChunkQueue:
         return self._queue.popleft()
 
 
+class Predictor(Protocol):
+    """What queued() wraps: one observation -> ActionChunk (an oracle, a replayed demo)."""
+
+    def predict(self, image, camera: Camera, ee_pos, support_z: float) -> ActionChunk: ...
+
+
+@runtime_checkable
+class EpisodicPredictor(Predictor, Protocol):
+    """A Predictor with per-episode state (a plan): queued() calls its reset() with its own."""
+
+    def reset(self) -> None: ...
+
+
 class _Queued(ChunkQueue):
-    def __init__(self, predictor):
+    def __init__(self, predictor: Predictor):
         self.predictor = predictor
 
     def predict(self, *args):
@@ -102,11 +116,11 @@ class _Queued(ChunkQueue):
 
     def reset(self, replan_every: int | None = None) -> None:
         super().reset(replan_every)
-        if hasattr(self.predictor, "reset"):
+        if isinstance(self.predictor, EpisodicPredictor):
             self.predictor.reset()
 
 
-def queued(policy) -> ChunkQueue:
+def queued(policy: ChunkQueue | Predictor) -> ChunkQueue:
     """`policy` itself if it has select_action/reset (a Policy), else a ChunkQueue over its predict()."""
     return policy if isinstance(policy, ChunkQueue) else _Queued(policy)
 
@@ -231,8 +245,7 @@ class Policy(nn.Module, ChunkQueue):
         """AdamW groups with separate backbone/head learning rates; the backbone's randomly initialised
         additions (keypoint embedding, frame weights) train at the head's rate without weight decay;
         a frozen part contributes nothing (no optimizer state)."""
-        added = {id(p) for name in self.backbone.added_parameters
-                 if isinstance(p := getattr(self.backbone, name, None), nn.Parameter)}
+        added = {id(p) for p in self.backbone.added_parameters()}
         trained = [p for p in self.backbone.parameters() if p.requires_grad]
         groups = [{"name": "backbone", "params": [p for p in trained if id(p) not in added],
                    "lr": lr_backbone, "weight_decay": wd_backbone},

@@ -31,6 +31,10 @@ class BackboneConfig:
         if self.mode not in ("coadapt", "frozen"):
             raise ValueError(f"backbone.mode must be 'coadapt' or 'frozen', got '{self.mode}'")
 
+    def clip_frames(self) -> int | None:
+        """Frames of the clip its auxiliary loss denoises (data.clip_frames must match); None: it uses no clip."""
+        return None
+
 
 BACKBONES = Registry("backbone", BackboneConfig)
 
@@ -42,12 +46,11 @@ class BackboneOutput:
 
 
 class Backbone(nn.Module):
-    """Base class: subclasses set `out_channels` and implement `forward`."""
+    """Base class: subclasses set `out_channels` and the start-keypoint embedding `keypoint` (C,) and
+    implement `forward`."""
 
     out_channels: int
-    # parameters this codebase adds on top of a (possibly pretrained) network: randomly initialised,
-    # so they train at the head's learning rate, not the backbone's (1e-6 would leave them at random)
-    added_parameters: tuple[str, ...] = ("keypoint",)
+    keypoint: nn.Parameter
 
     def __init__(self, cfg: BackboneConfig, image_size):
         super().__init__()
@@ -69,6 +72,11 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True):
         return super().train(mode and self.cfg.mode != "frozen")
+
+    def added_parameters(self) -> list[nn.Parameter]:
+        """What this codebase adds on top of a (possibly pretrained) network: randomly initialised, so
+        it trains at the head's learning rate, not the backbone's (1e-6 would leave it at random)."""
+        return [self.keypoint]
 
     def save_architecture(self, directory) -> None:
         """Write what rebuilds this backbone without its source weights (nothing when the config suffices)."""

@@ -53,6 +53,9 @@ class SvdBackboneConfig(BackboneConfig):
     gradient_checkpointing: bool = True
     ae_kl_weight: float = 1.0e-6       # 'autoencoder' stage: KL weight beside the reconstruction MSE
 
+    def clip_frames(self) -> int:
+        return self.n_frames
+
 
 def edm_preconditioning(sigma: torch.Tensor):
     """(c_in, c_skip, c_out, c_noise) of EDM with sigma_data = 1 and SVD's v-prediction sign."""
@@ -69,8 +72,6 @@ class _StopUNet(Exception):
 
 
 class SvdBackbone(Backbone):
-    added_parameters = ("keypoint", "frame_logits")
-
     def __init__(self, cfg: SvdBackboneConfig, image_size, components: SvdComponents | None = None):
         super().__init__(cfg, image_size)
         if cfg.frame_reduction not in ("first", "mean", "learned"):
@@ -113,6 +114,9 @@ class SvdBackbone(Backbone):
         self.vae.eval()
         self.image_encoder.eval()
         return self
+
+    def added_parameters(self) -> list[nn.Parameter]:
+        return super().added_parameters() + ([] if self.frame_logits is None else [self.frame_logits])
 
     def save_architecture(self, directory) -> None:
         SvdComponents(self.unet, self.vae, self.image_encoder, self.processor).save_configs(directory)
