@@ -1,13 +1,15 @@
 """LeRobot v3 write -> read round trip on synthetic episodes (a coloured dot drawn at the projected EE)."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dot_track import dot_track
 
-from video_para.data.lerobot import LeRobotSource, write_dataset
+from video_para.data.lerobot import ROW_ORDER, LeRobotSource, write_dataset
 from video_para.data.video import VideoFrames
 from video_para.episodes import Episode, EpisodeError
 from video_para.geometry import Camera
@@ -85,6 +87,28 @@ def test_lazy_episode_decodes_the_same_frames(dataset, backend):
         assert isinstance(frames, VideoFrames) and frames.shape == full.cameras["front"].images.shape
         np.testing.assert_array_equal(frames[[len(e) - 1, 0, 2]], full.cameras["front"].images[[len(e) - 1, 0, 2]])
         np.testing.assert_array_equal(lazy.ee_pos, full.ee_pos)
+
+
+def test_rows_are_read_in_episode_then_frame_order_across_files(dataset, tmp_path):
+    """LeRobotDataset (the one reader of LeRobotSource and so100.convert) orders the frame table by
+    ROW_ORDER and episodes by index, whatever the order of the rows and of the parquet files."""
+    eps, root = dataset
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(root, shuffled)
+    path = shuffled / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    table = table.take(pa.array(np.random.default_rng(0).permutation(table.num_rows)))
+    path.unlink()
+    pq.write_table(table.slice(0, 7), shuffled / "data/chunk-000/file-001.parquet")   # sorts after file-000
+    pq.write_table(table.slice(7), path)
+    meta = shuffled / "meta/episodes/chunk-000/file-000.parquet"
+    pq.write_table(pq.read_table(meta).take(pa.array([2, 0, 1])), meta)
+    src = LeRobotSource(shuffled)
+    assert ROW_ORDER == ("episode_index", "frame_index")
+    assert src.column("index", 0, 18)[:, 0].tolist() == list(range(18))
+    assert [m["episode_index"] for m in src.episodes] == [0, 1, 2]
+    for e in eps:
+        np.testing.assert_array_equal(src.load_episode(e.index).ee_pos, e.ee_pos.astype(np.float32))
 
 
 def test_truncated_video_names_file_and_episode(dataset, tmp_path):

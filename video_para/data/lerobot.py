@@ -5,7 +5,8 @@ Layout (LeRobot v3.0): meta/info.json, meta/stats.json, meta/tasks.parquet,
 meta/episodes/chunk-000/file-000.parquet, data/chunk-000/file-000.parquet and one
 videos/observation.images.<cam>/chunk-000/file-000.mp4 per camera with all episodes concatenated
 (each episode's span is videos/<key>/from_timestamp..to_timestamp). The reader follows the per-episode
-chunk/file indices and timestamps, so datasets LeRobot wrote (AV1, several files) read too.
+chunk/file indices and timestamps and sorts frames by (episode_index, frame_index), so datasets LeRobot
+wrote (AV1, several files) read too.
 Calibration is a per-frame feature: observation.cameras.<cam>.K (9, row-major) and
 .world_from_cam (16, row-major), float64 so that projections survive the round trip exactly.
 Shape-(1,) features are plain scalar columns, as LeRobot's hf `datasets` schema expects.
@@ -27,6 +28,7 @@ from ..episodes import CameraTrack, Episode, EpisodeError
 from .video import VideoError, VideoFrames, resolve_backend
 
 CHUNK = "chunk-000/file-000"
+ROW_ORDER = ("episode_index", "frame_index")       # the frame table's row order, whatever the files' order
 STATS_QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)   # the q01 ... q99 entries LeRobot's stats.json carries
 
 
@@ -160,11 +162,10 @@ def dataset_root(root: str = "", repo_id: str = "") -> Path:
     return path
 
 
-class LeRobotSource:
-    """Offline reader of a LeRobot v3.0 dataset with our calibration features (ours or LeRobot-written).
-
-    load_episode(i, lazy=True) keeps every camera's frames as a VideoFrames that decodes on indexing
-    (only the frames a training window needs); numbers always come from the parquet files."""
+class LeRobotDataset:
+    """The files of a LeRobot v3.0 dataset, read once for every reader here (LeRobotSource, so100.convert):
+    info.json, the frame table in ROW_ORDER, the episode table by episode_index, and each episode's
+    feature rows and video frames (located by its chunk/file indices and from_timestamp)."""
 
     def __init__(self, root, backend: str = "auto"):
         self.root, self.backend = Path(root), resolve_backend(backend)
@@ -181,16 +182,8 @@ class LeRobotSource:
             raise ValueError(f"{info_path}: malformed LeRobot info.json (missing key {exc})") from None
         except (ValueError, TypeError, AttributeError) as exc:      # json.JSONDecodeError is a ValueError
             raise ValueError(f"{info_path}: malformed LeRobot info.json ({type(exc).__name__}: {exc})") from None
-        self.data = _read_all(self.root / "data")
-        self.episodes = _read_all(self.root / "meta/episodes").to_pylist()
-        for cam in self.cameras:
-            for part in ("K", "world_from_cam"):
-                if f"observation.cameras.{cam}.{part}" not in self.data.column_names:
-                    raise EpisodeError(f"{self.root}: camera '{cam}' has no calibration feature "
-                                   f"'observation.cameras.{cam}.{part}'. PARA needs K and world_from_cam on every "
-                                   "frame: calibrate the camera (python -m video_para.so100.calibrate) and convert the "
-                                   "recording (python -m video_para.so100.convert --dataset DIR --calibration "
-                                   "camera.json --out NEW_DIR), then train on NEW_DIR")
+        self.data = _read_all(self.root / "data").sort_by([(k, "ascending") for k in ROW_ORDER])
+        self.episodes = _read_all(self.root / "meta/episodes").sort_by("episode_index").to_pylist()
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -233,14 +226,36 @@ class LeRobotSource:
         except VideoError as exc:
             raise EpisodeError(f"{self._where(i, key)}: {exc}") from exc
 
-    def load_episode(self, i: int, lazy: bool = False) -> Episode:
+    def span(self, i: int) -> tuple[int, int]:
+        """Episode i's rows lo..hi-1 of the frame table, checked against their `index` column."""
         if not 0 <= i < len(self):
             raise IndexError(f"{self.root}: no episode {i} (data.episodes); the dataset has episodes 0..{len(self) - 1}")
-        m = self.episodes[i]
-        lo, hi = m["dataset_from_index"], m["dataset_to_index"]
+        lo, hi = self.episodes[i]["dataset_from_index"], self.episodes[i]["dataset_to_index"]
         if not np.array_equal(self.column("index", lo, hi)[:, 0], np.arange(lo, hi)):
             raise EpisodeError(f"episode {i}: rows {lo}..{hi} of {self.root / 'data'} are not its frames")
-        cams = {}
+        return lo, hi
+
+
+class LeRobotSource(LeRobotDataset):
+    """Offline reader of a LeRobot v3.0 dataset with our calibration features (ours or LeRobot-written).
+
+    load_episode(i, lazy=True) keeps every camera's frames as a VideoFrames that decodes on indexing
+    (only the frames a training window needs); numbers always come from the parquet files."""
+
+    def __init__(self, root, backend: str = "auto"):
+        super().__init__(root, backend)
+        for cam in self.cameras:
+            for part in ("K", "world_from_cam"):
+                if f"observation.cameras.{cam}.{part}" not in self.data.column_names:
+                    raise EpisodeError(f"{self.root}: camera '{cam}' has no calibration feature "
+                                   f"'observation.cameras.{cam}.{part}'. PARA needs K and world_from_cam on every "
+                                   "frame: calibrate the camera (python -m video_para.so100.calibrate) and convert the "
+                                   "recording (python -m video_para.so100.convert --dataset DIR --calibration "
+                                   "camera.json --out NEW_DIR), then train on NEW_DIR")
+
+    def load_episode(self, i: int, lazy: bool = False) -> Episode:
+        lo, hi = self.span(i)
+        m, cams = self.episodes[i], {}
         for c in self.cameras:
             images = self.frames(c, i)
             try:
@@ -264,7 +279,7 @@ class LeRobotSource:
 
 
 def _read_all(folder: Path) -> pa.Table:
-    """All chunk-*/file-*.parquet under `folder`, in order, as one table."""
+    """All chunk-*/file-*.parquet under `folder` as one table (LeRobotDataset puts the rows in order)."""
     files = sorted(folder.glob("chunk-*/file-*.parquet"))
     if not files:
         raise FileNotFoundError(f"{folder}: no chunk-*/file-*.parquet (not a LeRobot v3 dataset)")

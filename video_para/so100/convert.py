@@ -13,32 +13,23 @@ our LeRobot v3 writer, so it trains with `data.source=lerobot data.root=<out>`.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..data.video import open_video
+from ..data.lerobot import LeRobotDataset, write_dataset
 from ..episodes import CameraTrack, Episode, EpisodeError
 from ..robots.so100.kinematics import ArmKinematics
 from ..robots.so100.robot import GripperMap, read_motors
 from .calibrate import load_calibration
 
 
-def _read_parquets(folder: Path) -> pa.Table:
-    files = sorted(folder.rglob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{folder}: no parquet files (not a LeRobot v3 dataset?)")
-    return pa.concat_tables([pq.read_table(f) for f in files])
-
-
-def _joint_rows(table: pa.Table, key: str, names: list[str], lo: int, hi: int, root: Path, ep: int):
-    """(T, 5) joints (deg) and (T,) gripper.pos of feature `key` over rows lo..hi."""
-    rows = np.asarray(table.column(key).slice(lo, hi - lo).to_pylist(), dtype=np.float64)
-    if rows.ndim != 2 or rows.shape[1] != len(names):
-        raise EpisodeError(f"{root}: episode {ep}: '{key}' rows have shape {rows.shape}, names {names}")
+def _joints(ds: LeRobotDataset, i: int, key: str):
+    """Episode i's (T, 5) joints (deg) and (T,) gripper.pos of feature `key`."""
+    names = ds.info["features"][key]["names"]
+    rows = ds.feature(i, key)
+    if rows.shape[1] != len(names):
+        raise EpisodeError(f"{ds.root}: episode {i}: '{key}' rows have shape {rows.shape}, names {names}")
     motors = [read_motors(dict(zip(names, r))) for r in rows]
     return np.stack([m[0] for m in motors]), np.array([m[1] for m in motors])
 
@@ -46,44 +37,35 @@ def _joint_rows(table: pa.Table, key: str, names: list[str], lo: int, hi: int, r
 def read_recording(root, calibration, camera: str = "", grip: GripperMap | None = None,
                    kin: ArmKinematics | None = None) -> list[Episode]:
     """Every episode of the lerobot-record dataset at `root`, with EE by FK and the calibration attached."""
-    root, grip, kin = Path(root), grip or GripperMap(), kin or ArmKinematics()
-    info_path = root / "meta/info.json"
-    if not info_path.exists():
-        raise FileNotFoundError(f"{info_path}: not a LeRobot v3 dataset")
-    info = json.loads(info_path.read_text())
-    feats, fps = info["features"], float(info["fps"])
+    ds, grip, kin = LeRobotDataset(root), grip or GripperMap(), kin or ArmKinematics()
+    info_path = ds.root / "meta/info.json"
     for key in ("observation.state", "action"):
-        if key not in feats:
+        if key not in ds.info["features"]:
             raise KeyError(f"{info_path}: feature '{key}' is missing (an SO-100 recording has the joints there)")
-    videos = [k for k, f in feats.items() if f["dtype"] == "video"]
-    key = f"observation.images.{camera}" if camera else (videos[0] if videos else "")
-    if key not in videos:
-        raise KeyError(f"{info_path}: no video feature '{key}'; videos: {videos}")
+    camera = camera or (ds.cameras[0] if ds.cameras else "")
+    if camera not in ds.cameras:
+        raise KeyError(f"{info_path}: no video feature 'observation.images.{camera}'; cameras: {ds.cameras}")
     cam, support_z = load_calibration(calibration)
-    data = _read_parquets(root / "data")
-    order = np.lexsort((np.asarray(data.column("frame_index")), np.asarray(data.column("episode_index"))))
-    data = data.take(pa.array(order))
     episodes = []
-    for m in _read_parquets(root / "meta/episodes").to_pylist():
-        i, lo, hi = m["episode_index"], m["dataset_from_index"], m["dataset_to_index"]
-        q, g = _joint_rows(data, "observation.state", feats["observation.state"]["names"], lo, hi, root, i)
-        qa, ga = _joint_rows(data, "action", feats["action"]["names"], lo, hi, root, i)
-        path = root / info["video_path"].format(video_key=key, chunk_index=m[f"videos/{key}/chunk_index"],
-                                                file_index=m[f"videos/{key}/file_index"])
-        start = int(round(m[f"videos/{key}/from_timestamp"] * fps))
-        frames = open_video(path).frames(np.arange(start, start + hi - lo))
+    for i, m in enumerate(ds.episodes):
+        lo, hi = ds.span(i)
+        q, g = _joints(ds, i, "observation.state")
+        qa, ga = _joints(ds, i, "action")
+        frames = np.asarray(ds.frames(camera, i))
         if frames.shape[1:3] != (cam.height, cam.width):
-            raise EpisodeError(f"{path}: frames are {frames.shape[2]}x{frames.shape[1]} but {calibration} "
-                               f"calibrates {cam.width}x{cam.height}")
+            raise EpisodeError(f"{ds.root}: episode {i}: frames are {frames.shape[2]}x{frames.shape[1]} but "
+                               f"{calibration} calibrates {cam.width}x{cam.height}")
         T = hi - lo
         track = CameraTrack(frames, np.repeat(np.asarray(cam.K)[None], T, 0),
                             np.repeat(np.asarray(cam.world_from_cam)[None], T, 0))
         ee = np.stack([kin.fk(r) for r in q])
         action = np.c_[np.stack([kin.fk(r) for r in qa]), [grip.to_unit(v) for v in ga]]
-        episodes.append(Episode(index=i, task=(m.get("tasks") or [""])[0], fps=fps, timestamps=np.arange(T) / fps,
-                                ee_pos=ee, gripper=np.array([grip.to_unit(v) for v in g]), action=action,
-                                support_z=support_z, cameras={key.removeprefix("observation.images."): track},
-                                meta={"source": str(root), "episode": i, "joints": q.tolist()}).validate())
+        episodes.append(Episode(index=m["episode_index"], task=(m.get("tasks") or [""])[0], fps=ds.fps,
+                                timestamps=np.arange(T) / ds.fps, ee_pos=ee,
+                                gripper=np.array([grip.to_unit(v) for v in g]), action=action, support_z=support_z,
+                                cameras={camera: track},
+                                meta={"source": str(ds.root), "episode": m["episode_index"], "joints": q.tolist()}
+                                ).validate())
     return episodes
 
 
@@ -97,7 +79,6 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--gripper-open", type=float, default=100.0)
     ap.add_argument("--gripper-closed", type=float, default=0.0)
     a = ap.parse_args(argv)
-    from ..data.lerobot import write_dataset
     eps = read_recording(a.dataset, a.calibration, a.camera, GripperMap(a.gripper_open, a.gripper_closed))
     out = write_dataset(eps, a.out, robot_type="so100_follower")
     print(f"[convert] {len(eps)} episodes, {sum(len(e) for e in eps)} frames -> {out} "
