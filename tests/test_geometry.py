@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from video_para.geometry import Bins, Camera
+from video_para.geometry import Bins, Camera, switch_mujoco_axes
 
 
 def random_camera(rng, far=False):
@@ -119,3 +119,13 @@ def test_bins_encode_decode_and_counted_clipping():
         b.encode(np.linspace(0, 0.32, 50))   # in range: no warning
     with pytest.raises(ValueError):
         Bins(1.0, 1.0, 4)
+
+
+def test_mujoco_axes_switch_is_its_own_inverse_and_keeps_the_viewing_direction():
+    cam = Camera.look_at([0.5, -0.4, 0.6], [0.0, 0.0, 0.0], np.eye(3), width=4, height=4)
+    R = cam.world_from_cam[:3, :3]
+    R_mj = switch_mujoco_axes(R)
+    np.testing.assert_allclose(switch_mujoco_axes(R_mj), R)
+    np.testing.assert_allclose(-R_mj[:, 2], R[:, 2])        # MuJoCo looks along its -z, OpenCV along +z
+    np.testing.assert_allclose(-R_mj[:, 1], R[:, 1])        # MuJoCo's y is up, OpenCV's down
+    assert np.linalg.det(R_mj) > 0

@@ -42,6 +42,13 @@ def _count(mask) -> int:
     return int(mask.sum().item() if isinstance(mask, torch.Tensor) else mask.sum())
 
 
+def switch_mujoco_axes(R) -> np.ndarray:
+    """A camera rotation (world_from_cam[:3, :3]) with its axes switched between OpenCV's (x right,
+    y down, looking along +z) and MuJoCo's (x right, y up, looking along -z): y and z flip, so the
+    switch is its own inverse."""
+    return np.asarray(R, dtype=np.float64) @ np.diag([1.0, -1.0, -1.0])
+
+
 @dataclass
 class Camera:
     """Pinhole camera: intrinsics K, extrinsics world_from_cam, image size in pixels."""

@@ -17,11 +17,9 @@ import os
 import mujoco
 import numpy as np
 
-from ..geometry import Camera
+from ..geometry import Camera, switch_mujoco_axes
 from ..robots.mujoco_ik import SiteIK
 from .libero import quiet_robosuite_import
-
-_CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])     # camera axes: MuJoCo (x right, y up, -z fwd) <-> OpenCV
 
 
 class LiberoSim:
@@ -182,7 +180,7 @@ class LiberoSim:
         """Exact calibration of the rendered (upright) image: K from fovy, OpenCV world_from_cam."""
         K = Camera.intrinsics(float(self.m.cam_fovy[self.cam_id]), self.width, self.height)
         T = np.eye(4)
-        T[:3, :3] = self.d.cam_xmat[self.cam_id].reshape(3, 3) @ _CV_FROM_MJ
+        T[:3, :3] = switch_mujoco_axes(self.d.cam_xmat[self.cam_id].reshape(3, 3))
         T[:3, 3] = self.d.cam_xpos[self.cam_id]
         return Camera(K, T, self.width, self.height)
 
@@ -193,7 +191,7 @@ class LiberoSim:
         else:
             T = np.asarray(cam.world_from_cam, dtype=np.float64)
             quat = np.empty(4)
-            mujoco.mju_mat2Quat(quat, (T[:3, :3] @ _CV_FROM_MJ).ravel())
+            mujoco.mju_mat2Quat(quat, switch_mujoco_axes(T[:3, :3]).ravel())
             self.m.cam_pos[self.cam_id], self.m.cam_quat[self.cam_id] = T[:3, 3], quat
         mujoco.mj_kinematics(self.m, self.d)
         mujoco.mj_camlight(self.m, self.d)

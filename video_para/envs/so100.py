@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
-from ..geometry import Camera
+from ..geometry import Camera, switch_mujoco_axes
 from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
 from ..robots.so100.safety import SafeIK, SafetyConfig
@@ -168,10 +168,10 @@ class SO100SimEnv(Env):
 
     # -- rendering ------------------------------------------------------------------------------
     def _place_camera(self, cam: Camera) -> None:
-        """MuJoCo cameras look along -z with y up; ours (OpenCV) along +z with y down."""
+        """Put the MuJoCo camera at an OpenCV camera's pose and field of view."""
         T = np.asarray(cam.world_from_cam)
         quat = np.zeros(4)
-        self._mj.mju_mat2Quat(quat, (T[:3, :3] @ np.diag([1.0, -1.0, -1.0])).ravel())
+        self._mj.mju_mat2Quat(quat, switch_mujoco_axes(T[:3, :3]).ravel())
         self.model.cam_pos[self._cam], self.model.cam_quat[self._cam] = T[:3, 3], quat
         fovy = math.degrees(2 * math.atan(0.5 * cam.height / float(np.asarray(cam.K)[1, 1])))
         self.model.cam_fovy[self._cam] = fovy
