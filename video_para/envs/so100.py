@@ -25,7 +25,7 @@ import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera, switch_mujoco_axes
-from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
+from ..robots.so100.kinematics import ARM_JOINTS, HOME_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
 from ..robots.so100.safety import SafeIK, SafetyConfig
 from .base import ENVS, Env, EnvConfig, Observation
@@ -49,7 +49,7 @@ class SO100SimConfig(EnvConfig):
     cube_max: list[float] = field(default_factory=lambda: [0.28, 0.16])    # gives none
     target_xy: list[float] = field(default_factory=lambda: [0.2, -0.16])
     target_radius: float = 0.05
-    home_joints: list[float] = field(default_factory=lambda: [0.0, -30.0, 30.0, 70.0, 0.0])   # degrees
+    home_joints: list[float] = field(default_factory=lambda: list(HOME_JOINTS))   # degrees
     gripper_open: float = 100.0          # LeRobot gripper.pos of an open / closed jaw (0..100)
     gripper_closed: float = 0.0
     grasp_tolerance: float = 0.02        # EE-to-cube-centre distance that still grasps (m)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import exit_if_help
-from ..robots.so100.kinematics import ARM_JOINTS, ArmKinematics, bundled_model_path
+from ..robots.so100.kinematics import ARM_JOINTS, HOME_JOINTS, ArmKinematics, bundled_model_path
 from ..robots.so100.safety import SafeIK, SafetyConfig
 
-HOME = np.array([0.0, -30.0, 30.0, 70.0, 0.0])
+HOME = np.array(HOME_JOINTS)
 
 
 def targets(kin: ArmKinematics, n: int, seed: int = 0) -> np.ndarray:

@@ -30,6 +30,7 @@ from ..mujoco_ik import SiteIK
 ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
 GRIPPER_JOINT = "gripper"
 MOTORS = [*ARM_JOINTS, GRIPPER_JOINT]     # LeRobot's SO100Follower motor names, in bus order
+HOME_JOINTS = (0.0, -30.0, 30.0, 70.0, 0.0)   # degrees: elbow up, gripper pointing down over the table
 
 
 def import_mujoco():
