@@ -32,7 +32,7 @@ from .data.windows import WindowDataset
 from .envs import ENVS
 from .envs.expert import generate_demos
 from .eval.offline import offline_metrics
-from .eval.report import grasp_table, plot_loss_curves, plot_success_vs_distance, plot_viewpoints, success_table
+from .eval.report import plot_loss_curves, plot_protocol, success_table, write_json
 from .eval.rollout import EpisodeResult, RolloutResult, rollout
 from .experiment import ExperimentConfig
 from .scenes import load_protocol, specs
@@ -185,7 +185,7 @@ class Runner:
                   "successes": res.successes, "episodes": len(test), "paper": self.paper(method, protocol, cfg),
                   "offline_test": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
                   "rollouts": [asdict(e) for e in res.episodes]}
-        (out / "result.json").write_text(json.dumps(result, indent=1, default=lambda o: o.item()))  # numpy scalars
+        write_json(out / "result.json", result)
         print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(test)}")
         return result
 
@@ -235,17 +235,11 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
             per_method[m.name] = RolloutResult(per_seed[0])
             grasping.append((comp.name, m.name, [e for episodes in per_seed for e in episodes]))
         if per_method:
-            protocol = load_protocol(comp.protocol, comp.protocol_overrides)
-            train = specs(protocol, "train")
-            plot = plot_viewpoints if len(protocol.thetas) > 1 else plot_success_vs_distance
-            written.append(plot(per_method, train, out / f"{comp.name}.png"))
+            written.append(plot_protocol(per_method, load_protocol(comp.protocol, comp.protocol_overrides), out, comp.name))
             metrics = {m.name: run_dir(out, comp.name, m.name, suite.seeds[0]) / "metrics.csv"
                        for m in comp.methods if m.name in per_method}
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
-    md, csv_path = success_table(rows, out)
-    with md.open("a") as f:
-        f.write(grasp_table(grasping))
-        f.write(f"\n{compute_time(suite, results, out)}\n")
+    md, csv_path = success_table(rows, out, grasps=grasping, notes=f"\n{compute_time(suite, results, out)}\n")
     (out / "offline.md").write_text("\n".join(offline) + "\n")
     return [md, csv_path, out / "offline.md", *written]
 

@@ -21,7 +21,7 @@ from ..envs.tabletop import TabletopConfig
 from ..experiment import ExperimentConfig
 from ..models.policy import Policy
 from ..scenes import SPLITS, load_protocol, specs
-from .report import grasp_table, plot_success_vs_distance, plot_viewpoints, success_table
+from .report import plot_protocol, result_row, success_table
 from .rollout import rollout
 
 
@@ -67,17 +67,10 @@ def main(argv: list[str] | None = None) -> None:
           f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}")
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)
-    head = policy.config.head.type
-    md, csv_path = success_table([{"protocol": f"{protocol.name}/{a.split}", "method": head,
-                                   "successes": res.successes, "episodes": len(scenes),
-                                   "paper": protocol.paper.get(head) if a.split == "test" else None}], out)
-    with md.open("a") as f:
-        f.write(grasp_table([(f"{protocol.name}/{a.split}", head, res.episodes)]))
-    written = [md, csv_path]
-    train = specs(protocol, "train")
-    if len(protocol.thetas) > 1:
-        written.append(plot_viewpoints({head: res}, train, out / "viewpoints.png"))
-    elif a.split == "test":
-        written.append(plot_success_vs_distance({head: res}, train, out / "success_vs_distance.png"))
+    head, label = policy.config.head.type, f"{protocol.name}/{a.split}"
+    paper = protocol.paper.get(head) if a.split == "test" else None
+    md, csv_path = success_table([result_row(label, head, res, paper)], out, grasps=[(label, head, res.episodes)])
+    plot = plot_protocol({head: res}, protocol, out, split=a.split)
+    written = [md, csv_path, *([plot] if plot else [])]
     print(md.read_text())
     print("written:\n  " + "\n  ".join(map(str, written + [f for e in res.episodes for f in (e.video, e.overlay) if f])))

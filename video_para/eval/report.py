@@ -1,10 +1,14 @@
-"""Reports: success tables (Markdown + CSV), the paper's plots and heatmap overlays."""
+"""Reports: success tables (Markdown + CSV), the paper's plots and heatmap overlays. The eval CLI,
+the suite and the SO-100 dry run assemble theirs from these pieces, so their files read alike."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+
+from ..scenes import ProtocolConfig, specs
 
 _STEP_COLORS = np.array([[255, 255, 0], [255, 128, 0], [255, 0, 0], [255, 0, 255]], dtype=np.float64)
 
@@ -27,9 +31,17 @@ def overlay(image: np.ndarray, pixels: np.ndarray | None, heatmaps: np.ndarray |
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def success_table(rows: list[dict], out_dir: Path, name: str = "results") -> tuple[Path, Path]:
+def result_row(protocol: str, method: str, result, paper: float | None) -> dict:
+    """A success_table row for one RolloutResult."""
+    return {"protocol": protocol, "method": method, "successes": result.successes, "episodes": len(result.episodes),
+            "paper": paper}
+
+
+def success_table(rows: list[dict], out_dir: Path, name: str = "results", grasps: list[tuple[str, str, list]] = (),
+                  notes: str = "") -> tuple[Path, Path]:
     """rows: {method, protocol, successes, episodes, paper (optional %), seed_rates (optional, one
-    success rate per seed: the table then shows their standard deviation)} -> results.md / results.csv."""
+    success rate per seed: the table then shows their standard deviation)} -> results.md / results.csv;
+    results.md goes on with the grasp_table of `grasps` and then `notes`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = ["| protocol | method | success | paper |", "|---|---|---|---|"]
     for r in rows:
@@ -38,7 +50,7 @@ def success_table(rows: list[dict], out_dir: Path, name: str = "results") -> tup
         std = f" ± {100 * np.std(spread):.0f} over {len(spread)} seeds" if len(spread) > 1 else ""
         paper = f"{r['paper']:g}%" if r.get("paper") is not None else "—"
         md.append(f"| {r['protocol']} | {r['method']} | {pct:.0f}%{std} ({r['successes']}/{r['episodes']}) | {paper} |")
-    (out_dir / f"{name}.md").write_text("\n".join(md) + "\n")
+    (out_dir / f"{name}.md").write_text("\n".join(md) + "\n" + grasp_table(grasps) + notes)
     with open(out_dir / f"{name}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["protocol", "method", "successes", "episodes", "success_rate", "seed_rates", "paper"])
         w.writeheader()
@@ -65,6 +77,24 @@ def grasp_table(groups: list[tuple[str, str, list]]) -> str:
     return ("\nFailures by what the rollout reached (runs that recorded grasps):\n\n"
             "| protocol | method | success | failed, never grasped | failed after grasping | grasps per episode |\n"
             "|---|---|---|---|---|---|\n" + "".join(rows))
+
+
+def write_json(path: Path, data) -> Path:
+    """A results record (numpy scalars as plain numbers)."""
+    path.write_text(json.dumps(data, indent=1, default=lambda o: o.item()))
+    return path
+
+
+def plot_protocol(results: dict, protocol: ProtocolConfig, out_dir: Path, name: str = "", split: str = "test") -> Path | None:
+    """The paper's plot of `results` (method -> RolloutResult) on a protocol's `split`: success per viewpoint
+    on a viewpoint grid (<name or 'viewpoints'>.png), else success against the distance from the nearest
+    training position (<name or 'success_vs_distance'>.png; test split only, else None)."""
+    train = specs(protocol, "train")
+    if len(protocol.thetas) > 1:
+        return plot_viewpoints(results, train, out_dir / f"{name or 'viewpoints'}.png")
+    if split != "test":
+        return None
+    return plot_success_vs_distance(results, train, out_dir / f"{name or 'success_vs_distance'}.png")
 
 
 def plot_success_vs_distance(results: dict, train_specs: list[dict], path: Path, bins: int = 4) -> Path:

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from ..config import exit_if_help, load_config
 from ..data.lerobot import write_dataset
 from ..envs import ENVS
 from ..envs.expert import generate_demos
-from ..eval.report import success_table
+from ..eval.report import result_row, success_table, write_json
 from ..experiment import ExperimentConfig
 from ..scenes import load_protocol, specs
 from ..suite import subsample
@@ -89,8 +88,7 @@ def _run(cfg: DryRunConfig, common: list[str]) -> list[dict]:
                 res, logs = sim_rollout(policy, env, scenes, deploy, desc=f"deploy {name} on {proto_name}")
                 times[f"deploy {name} on {proto_name}"] = time.time() - t0
                 head = ecfg.policy.head.type
-                rows.append({"protocol": proto_name, "method": head, "successes": res.successes,
-                             "episodes": len(scenes), "paper": protocol.paper.get(head),
+                rows.append({**result_row(proto_name, head, res, protocol.paper.get(head)),
                              "held_commands": sum(g.holds for g in logs), "limited_commands": sum(g.limited for g in logs),
                              "failures": [e.failure for e in res.episodes if e.failure]})
                 print(f"[dryrun] {name} on {proto_name}: {res.successes}/{len(scenes)}")
@@ -98,7 +96,7 @@ def _run(cfg: DryRunConfig, common: list[str]) -> list[dict]:
         env.close()
     times["total"] = time.time() - t_all
     md, _ = success_table(rows, out)
-    (out / "dryrun.json").write_text(json.dumps({"results": rows, "seconds": times}, indent=1))
+    write_json(out / "dryrun.json", {"results": rows, "seconds": times})
     print("\n" + md.read_text())
     print("wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     print(f"written: {md}, {out / 'dryrun.json'}")
