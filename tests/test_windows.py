@@ -26,7 +26,6 @@ def test_window_labels_reproject_onto_the_ee(episodes):
         item = ds[i]
         cam = Camera(item["K"].double(), item["world_from_cam"].double(), 64, 64)
         torch.testing.assert_close(cam.project(item["target_xyz"].double()).float(), item["target_pixels"])
-        torch.testing.assert_close(item["target_height"], item["target_xyz"][:, 2] - item["support_z"])
         assert item["image"].shape == (3, 64, 64) and 0 <= item["image"].min() and item["image"].max() <= 1
     last = ds[len(episodes[0]) - 1]                      # final frame: targets repeat the last state
     assert torch.equal(last["target_xyz"][0], last["target_xyz"][-1])
@@ -68,14 +67,32 @@ def test_shift_augmentation_moves_image_and_camera_together(episodes):
     assert moved > 0
 
 
-def dot_episode(W: int, H: int, T: int = 8, radius: float = 6.0) -> Episode:
-    """A W x H camera over a grey table, an orange disc drawn at the projected EE in every frame."""
+def dot_episode(W: int, H: int, T: int = 8, radius: float = 6.0, support_z: float = 0.0,
+                heights=None, gripper=None) -> Episode:
+    """A W x H camera over a grey table, an orange disc drawn at the projected EE in every frame; the EE
+    `heights` (default 0.2 -> 0.05 m) above the table top at z = `support_z`."""
     K = np.array([[0.9 * W, 0, W / 2], [0, 0.9 * W, H / 2], [0, 0, 1.0]])
-    cam = Camera.look_at([0.0, -0.6, 0.7], [0.0, 0.0, 0.0], K, width=W, height=H)
-    ee = np.c_[np.linspace(-0.15, 0.15, T), np.linspace(-0.05, 0.05, T), np.linspace(0.2, 0.05, T)]
+    cam = Camera.look_at([0.0, -0.6, 0.7 + support_z], [0.0, 0.0, support_z], K, width=W, height=H)
+    heights = np.linspace(0.2, 0.05, T) if heights is None else np.asarray(heights)
+    gripper = np.zeros(T) if gripper is None else np.asarray(gripper, dtype=float)
+    ee = np.c_[np.linspace(-0.15, 0.15, T), np.linspace(-0.05, 0.05, T), support_z + heights]
     track = dot_track(cam, ee, 90, radius, (255, 140, 0))
-    return Episode(0, "reach", 10.0, np.arange(T) / 10.0, ee, np.zeros(T), np.c_[ee, np.zeros(T)], 0.0,
+    return Episode(0, "reach", 10.0, np.arange(T) / 10.0, ee, gripper, np.c_[ee, gripper], support_z,
                    {"front": track}).validate()
+
+
+def test_window_targets_are_the_next_heights_above_the_support_and_repeat_the_last():
+    """EE heights above a raised table (z = 0.3 + h) known by construction: each window's labels are the
+    next three heights and gripper states, the last state repeating past the end."""
+    ep = dot_episode(64, 64, T=5, support_z=0.3, heights=[0.10, 0.08, 0.06, 0.04, 0.02], gripper=[0, 0, 1, 1, 0])
+    ds = WindowDataset([ep], n_window=3)
+    heights = [[0.08, 0.06, 0.04], [0.06, 0.04, 0.02], [0.04, 0.02, 0.02], [0.02, 0.02, 0.02], [0.02, 0.02, 0.02]]
+    grippers = [[0, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert len(ds) == 5
+    for t in range(5):
+        torch.testing.assert_close(ds[t]["target_height"], torch.tensor(heights[t]))
+        torch.testing.assert_close(ds[t]["target_gripper"], torch.tensor(grippers[t], dtype=torch.float32))
+        torch.testing.assert_close(ds[t]["support_z"], torch.tensor(0.3))
 
 
 @pytest.mark.parametrize("size,scale", [((160, 120), (0.3, 1.0)), ((96, 96), (0.5, 0.5)), ((64, 64), (1.0, 1.0))])
