@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from .data.config import DataConfig
 from .envs import EnvConfig
 from .envs.tabletop import TabletopConfig
+from .models.heads import heatmap_heads
 from .models.policy import PolicyConfig
 
 
@@ -96,12 +97,13 @@ class ExperimentConfig:
                              "the SVD UNet denoises the clip's frames")
         if self.train.stage == "autoencoder" and self.policy.backbone.type != "svd":
             raise ValueError("train.stage=autoencoder fits the SVD backbone's VAE: it needs policy.backbone.type=svd")
-        if self.train.stage == "pointtrack" and (self.policy.head.type != "para" or not self.data.overlay):
-            raise ValueError("train.stage=pointtrack needs policy.head.type=para and data.overlay=true")
+        if self.train.stage == "pointtrack" and not (self.policy.head.HEATMAP and self.data.overlay):
+            raise ValueError(f"train.stage=pointtrack needs policy.head.type={'|'.join(heatmap_heads())} "
+                             "and data.overlay=true")
         if self.eval.every < 0 or (self.eval.every and self.eval.every_episodes < 1):
             raise ValueError("eval.every must be >= 0 and, when set, eval.every_episodes >= 1")
-        if "heatmap" in self.train.init_parts and self.policy.head.type != "para":
-            raise ValueError("train.init_parts 'heatmap' needs policy.head.type=para")
+        if "heatmap" in self.train.init_parts:
+            self.policy.head.heatmap_part("train.init_parts 'heatmap'")
         size = (getattr(self.env, "image_height", None), getattr(self.env, "image_width", None))
         if None not in size and (self.policy.image_height, self.policy.image_width) != size:
             raise ValueError(f"policy image size {self.policy.image_height}x{self.policy.image_width} does not "

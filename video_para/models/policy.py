@@ -193,16 +193,13 @@ class Policy(nn.Module, ChunkQueue):
 
     def freeze_unused(self, stage: str) -> None:
         """Stop gradients to what `stage`'s loss never reaches — the head in the backbone's own stages,
-        the height/gripper bins in point-track pretraining, backbone parts (see prepare_stage) — so
-        those get no optimizer state and DDP finds no unused parameters (they keep their values)."""
+        head parts (Head.freeze_for), backbone parts (Backbone.prepare_stage) — so those get no
+        optimizer state and DDP finds no unused parameters (they keep their values)."""
         self.backbone.prepare_stage(stage, uses_aux=self.config.aux_loss_weight > 0)
         if stage in PRETRAIN_STAGES:
             self.head.requires_grad_(False)
-        elif stage == "pointtrack":
-            if self.config.head.type != "para":
-                raise ValueError(f"stage 'pointtrack' trains a heatmap: it needs head 'para', not '{self.config.head.type}'")
-            self.head.height.requires_grad_(False)
-            self.head.gripper.requires_grad_(False)
+        else:
+            self.head.freeze_for(stage)
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()

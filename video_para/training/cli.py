@@ -17,15 +17,6 @@ from ..models.policy import Policy
 from .checkpoint import checkpoints, config_diff
 from .trainer import EVAL_KEY, build_accelerator, train, write_run_info
 
-# parameter-name prefixes of each part train.init_parts can take from a saved policy. The PARA
-# trunk and heatmap conv do not depend on data statistics; the height/gripper bin layers do (their
-# ranges come from this run's data) and point-track pretraining never trains them, so they start fresh.
-PARTS = {"backbone": ("backbone.",), "heatmap": ("head.trunk.", "head.heatmap.")}
-# config fields that say how a part is trained, not what it is: a frozen ablation or other loss
-# weights may start from the same pretrained weights
-TRAINING_ONLY = {"mode", "heatmap_weight", "height_weight", "gripper_weight", "feature_sigma", "aux_loss",
-                 "p_mean", "p_std", "ae_kl_weight", "gradient_checkpointing"}
-
 
 def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
     """Start `parts` of `policy` from a saved policy (stage 1: diffusion or point-track pretraining).
@@ -35,22 +26,34 @@ def init_from(policy: Policy, directory: Path, parts: list[str]) -> None:
     if not (meta_path.exists() and weights.exists()):
         raise FileNotFoundError(f"train.init_from={directory} is not a saved policy (config.json, model.safetensors)")
     source = json.loads(meta_path.read_text())["policy"]
-    ours = to_dict(policy.config)
-    for part, key in (("backbone", "backbone"), ("heatmap", "head")):
-        if part not in parts:
-            continue
-        theirs, mine = ({k: v for k, v in cfg[key].items() if k not in TRAINING_ONLY} for cfg in (source, ours))
-        if theirs != mine:
-            diff = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
-            raise ValueError(f"train.init_from={directory}: its {key} differs from this run's in {diff} "
-                             f"({ {k: theirs.get(k) for k in diff} } vs { {k: mine.get(k) for k in diff} })")
-    prefixes = tuple(pre for part in parts for pre in PARTS[part])
+    prefixes = ()
+    for part in parts:
+        key, part_prefixes = _part(policy, part)
+        _check_same_config(directory, key, source[key], getattr(policy.config, key))
+        prefixes += part_prefixes
     state = {k: v for k, v in load_file(weights).items() if k.startswith(prefixes)}
     expected = {k for k in policy.state_dict() if k.startswith(prefixes)}
     if set(state) != expected:
         raise ValueError(f"train.init_from={directory}: {parts} do not match this policy "
                          f"(missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]})")
     policy.load_state_dict(state, strict=False)
+
+
+def _part(policy: Policy, part: str) -> tuple[str, tuple[str, ...]]:
+    """(PolicyConfig field, state-dict prefixes) of a part train.init_parts may take: the whole
+    backbone, or the part of the head it declares as its heatmap."""
+    if part == "backbone":
+        return "backbone", ("backbone.",)
+    return "head", tuple("head." + p for p in policy.config.head.heatmap_part(f"train.init_parts '{part}'"))
+
+
+def _check_same_config(directory: Path, key: str, theirs: dict, ours) -> None:
+    """The source's `key` config must equal ours up to the fields that say how it is trained (TRAINING_ONLY)."""
+    theirs, mine = ({k: v for k, v in cfg.items() if k not in ours.TRAINING_ONLY} for cfg in (theirs, to_dict(ours)))
+    if theirs != mine:
+        diff = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
+        raise ValueError(f"train.init_from={directory}: its {key} differs from this run's in {diff} "
+                         f"({ {k: theirs.get(k) for k in diff} } vs { {k: mine.get(k) for k in diff} })")
 
 
 def periodic_eval(cfg: ExperimentConfig) -> Callable[[Policy], dict] | None:

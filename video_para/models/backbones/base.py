@@ -14,6 +14,7 @@ instead of loading `pretrained` weights, so a saved policy loads from its own fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ from ...geometry import pixel_cells
 class BackboneConfig:
     type: str = "tiny"
     mode: str = "coadapt"      # coadapt: trained (own learning rate) | frozen: no grads, eval mode
+    # fields that say how the backbone is trained, not what it is: a frozen ablation or other loss
+    # weights may start from the same pretrained weights (train.init_parts)
+    TRAINING_ONLY: ClassVar[tuple[str, ...]] = ("mode",)
 
     def validate_mode(self) -> None:
         if self.mode not in ("coadapt", "frozen"):

@@ -52,6 +52,8 @@ class SvdBackboneConfig(BackboneConfig):
     p_std: float = 1.6
     gradient_checkpointing: bool = True
     ae_kl_weight: float = 1.0e-6       # 'autoencoder' stage: KL weight beside the reconstruction MSE
+    TRAINING_ONLY = BackboneConfig.TRAINING_ONLY + ("feature_sigma", "aux_loss", "p_mean", "p_std", "ae_kl_weight",
+                                                    "gradient_checkpointing")
 
     def clip_frames(self) -> int:
         return self.n_frames

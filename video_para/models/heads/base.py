@@ -10,8 +10,10 @@ above the support plane, 'target_gripper' (B, N_W), 'target_xyz' (B, N_W, 3) wor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+from torch import nn
 
 from ...config import Registry
 
@@ -19,9 +21,42 @@ from ...config import Registry
 @dataclass
 class HeadConfig:
     type: str = "para"
+    # fields that say how the head is trained, not what it is: a saved head differing only in these
+    # still transfers (train.init_parts)
+    TRAINING_ONLY: ClassVar[tuple[str, ...]] = ()
+    # parameter-name prefixes of the head's heatmap part, () for none: it does not depend on data
+    # statistics, so point-track pretraining trains it and train.init_parts 'heatmap' transfers it
+    HEATMAP: ClassVar[tuple[str, ...]] = ()
+
+    def heatmap_part(self, needed_by: str) -> tuple[str, ...]:
+        """HEATMAP; a head without one is a ValueError naming `needed_by` and the heads that have one."""
+        if not self.HEATMAP:
+            raise ValueError(f"{needed_by} needs a head with a heatmap (policy.head.type={'|'.join(heatmap_heads())}), "
+                             f"not '{self.type}'")
+        return self.HEATMAP
 
 
 HEADS = Registry("head", HeadConfig)
+
+
+def heatmap_heads() -> list[str]:
+    """The registered head types with a heatmap part."""
+    return [name for name in HEADS.names() if HEADS.config_class(name).HEATMAP]
+
+
+class Head(nn.Module):
+    """Base class: subclasses set `cfg` and implement forward, loss and decode (module docstring)."""
+
+    cfg: HeadConfig
+
+    def freeze_for(self, stage: str) -> None:
+        """Stop gradients to what `stage`'s loss never reaches: point-track pretraining trains the
+        heatmap part only (a dot's 2D track has no height or gripper labels)."""
+        if stage == "pointtrack":
+            heatmap = self.cfg.heatmap_part("stage 'pointtrack'")
+            for name, p in self.named_parameters():
+                if not name.startswith(heatmap):
+                    p.requires_grad_(False)
 
 
 @dataclass

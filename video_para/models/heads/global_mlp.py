@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..stats import Stats
-from .base import HEADS, Decoded, HeadConfig
+from .base import HEADS, Decoded, Head, HeadConfig
 
 
 @dataclass
@@ -20,9 +20,10 @@ class GlobalMLPHeadConfig(HeadConfig):
     dropout: float = 0.0
     loss: str = "l1"                  # l1 (ACT) | mse
     gripper_weight: float = 1.0
+    TRAINING_ONLY = ("gripper_weight",)
 
 
-class GlobalMLPHead(nn.Module):
+class GlobalMLPHead(Head):
     def __init__(self, cfg: GlobalMLPHeadConfig, in_channels: int, n_window: int, image_size, stats: Stats):
         super().__init__()
         if cfg.loss not in ("l1", "mse"):

@@ -22,7 +22,7 @@ from torch import nn
 
 from ...geometry import Bins, pixel_cells
 from ..stats import Stats
-from .base import HEADS, Decoded, HeadConfig
+from .base import HEADS, Decoded, Head, HeadConfig
 from .subpixel import MODES, quadratic_peak, softargmax_peak
 from .upsampled_argmax import upsampled_argmax
 
@@ -42,6 +42,9 @@ class ParaHeadConfig(HeadConfig):
     # decoding (subpixel.py): none (argmax cell) | quadratic | softargmax. softargmax measured best on
     # held-out demos of the training region (tiny_para: 1.78 px vs 1.89 quadratic, 2.21 none)
     subpixel: str = "softargmax"
+    TRAINING_ONLY = ("heatmap_weight", "height_weight", "gripper_weight")
+    # the trunk and heatmap conv; the height/gripper bin layers depend on data statistics (their ranges)
+    HEATMAP = ("trunk.", "heatmap.")
 
 
 def cell_centres(pixels: torch.Tensor, image_size, out_size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +85,7 @@ def conv_trunk(in_channels: int, hidden: int, n_layers: int) -> tuple[nn.Sequent
     return nn.Sequential(*layers), c
 
 
-class ParaHead(nn.Module):
+class ParaHead(Head):
     def __init__(self, cfg: ParaHeadConfig, in_channels: int, n_window: int, image_size, stats: Stats):
         super().__init__()
         if cfg.subpixel not in MODES:
