@@ -3,23 +3,63 @@ import math
 
 import pytest
 
-from video_para.config import CONFIG_ROOT, load_config
+from video_para.config import CONFIG_ROOT, load_config, to_dict
 from video_para.experiment import ExperimentConfig
-from video_para.models import HEADS, Policy
+from video_para.models import Policy
 from video_para.training.cli import finetune
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_ROOT / "experiment").glob("*.yaml"))
 # the new DINO presets stay in the fast suite; the others also train in test_training/test_pointtrack
 TINY = [pytest.param(n, marks=[] if n.startswith("tiny_dino") else pytest.mark.slow)
         for n in EXPERIMENTS if n.startswith("tiny_")]
+# what each preset is: backbone type (/ its architecture preset, if not the full size), head, training
+# stage, env. A new preset adds its line here.
+PRESETS = {
+    "dino_global_mlp": ("dino", "global_mlp", "finetune", "tabletop"),
+    "dino_para": ("dino", "para", "finetune", "tabletop"),
+    "libero_dino_global_mlp": ("dino", "global_mlp", "finetune", "libero"),
+    "libero_dino_para": ("dino", "para", "finetune", "libero"),
+    "libero_svd_global_mlp": ("svd", "global_mlp", "finetune", "libero"),
+    "libero_svd_pretrain": ("svd", "para", "diffusion", "libero"),
+    "libero_svd_two_stage": ("svd", "para", "finetune", "libero"),
+    "libero_tiny_global_mlp": ("tiny", "global_mlp", "finetune", "libero"),
+    "libero_tiny_para": ("tiny", "para", "finetune", "libero"),
+    "libero_viewpoint_dino_global_mlp": ("dino", "global_mlp", "finetune", "libero"),
+    "libero_viewpoint_dino_para": ("dino", "para", "finetune", "libero"),
+    "libero_viewpoint_svd_global_mlp": ("svd", "global_mlp", "finetune", "libero"),
+    "libero_viewpoint_svd_pretrain": ("svd", "para", "diffusion", "libero"),
+    "libero_viewpoint_svd_two_stage": ("svd", "para", "finetune", "libero"),
+    "pointtrack_finetune": ("svd", "para", "finetune", "tabletop"),
+    "pointtrack_pretrain": ("svd", "para", "pointtrack", "tabletop"),
+    "so100_tiny_global_mlp": ("tiny", "global_mlp", "finetune", "so100_sim"),
+    "so100_tiny_para": ("tiny", "para", "finetune", "so100_sim"),
+    "svd_frozen": ("svd", "para", "finetune", "tabletop"),
+    "svd_global_mlp": ("svd", "global_mlp", "finetune", "tabletop"),
+    "svd_joint_from_scratch": ("svd", "para", "finetune", "tabletop"),
+    "svd_pretrain": ("svd", "para", "diffusion", "tabletop"),
+    "svd_two_stage": ("svd", "para", "finetune", "tabletop"),
+    "tiny_dino_global_mlp": ("dino/tiny", "global_mlp", "finetune", "tabletop"),
+    "tiny_dino_para": ("dino/tiny", "para", "finetune", "tabletop"),
+    "tiny_global_mlp": ("tiny", "global_mlp", "finetune", "tabletop"),
+    "tiny_motion_tracks": ("tiny", "motion_tracks", "finetune", "tabletop"),
+    "tiny_para": ("tiny", "para", "finetune", "tabletop"),
+    "tiny_pointtrack_finetune": ("tiny", "para", "finetune", "tabletop"),
+    "tiny_pointtrack_pretrain": ("tiny", "para", "pointtrack", "tabletop"),
+    "tiny_svd_autoencoder": ("svd/tiny", "para", "autoencoder", "tabletop"),
+    "tiny_svd_frozen": ("svd/tiny", "para", "finetune", "tabletop"),
+    "tiny_svd_global_mlp": ("svd/tiny", "global_mlp", "finetune", "tabletop"),
+    "tiny_svd_joint_from_scratch": ("svd/tiny", "para", "finetune", "tabletop"),
+    "tiny_svd_pretrain": ("svd/tiny", "para", "diffusion", "tabletop"),
+    "tiny_svd_two_stage": ("svd/tiny", "para", "finetune", "tabletop"),
+}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_config_loads_and_is_what_its_name_says(name):
     cfg = load_config(ExperimentConfig, [f"experiment={name}"])
     assert cfg.output_dir == f"outputs/{name}"          # no two presets write (and resume) the same run folder
-    named = [head for head in HEADS.names() if head != "para" and head in name]
-    assert cfg.policy.head.type == (named[0] if named else "para")
+    backbone = "/".join(filter(None, [cfg.policy.backbone.type, to_dict(cfg.policy.backbone).get("preset")]))
+    assert (backbone, cfg.policy.head.type, cfg.train.stage, cfg.env.type) == PRESETS[name]
 
 
 @pytest.mark.parametrize("name", TINY)
