@@ -17,6 +17,7 @@ produced it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,9 +50,10 @@ class Env(ABC):
     task: str
     fps: float = 10.0                          # recording rate of expert demos
 
-    def expert_waypoints(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-        """(world EE target, gripper) waypoints that solve the task from the current scene; the expert
-        (envs/expert.py) walks them at a bounded speed, so every env gets demos from the same recorder."""
+    def expert_waypoints(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, float]]:
+        """(world EE target, gripper) waypoints that solve the task from the current scene (one
+        choreography, envs/expert.pick_and_place, placed per env); the expert walks them at a bounded
+        speed, so every env gets demos from the same recorder."""
         raise NotImplementedError(f"{type(self).__name__} has no scripted expert")
 
     @abstractmethod

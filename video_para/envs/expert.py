@@ -13,6 +13,22 @@ from ..progress import progress as show
 from .base import Env
 
 
+def pick_and_place(grasp, approach_z: float, lift_z: float, place_xy, place_z: float):
+    """The eight waypoints every env's expert walks: above the object -> down to `grasp` -> close ->
+    lift -> over the target -> down -> open -> up. `place_xy` may be a callable, evaluated once the
+    object is lifted (LIBERO measures the object's offset in the hand after the grasp)."""
+    grasp = np.asarray(grasp, dtype=np.float64)
+    yield np.r_[grasp[:2], approach_z], 0.0
+    yield grasp, 0.0
+    yield grasp, 1.0
+    yield np.r_[grasp[:2], lift_z], 1.0
+    over = place_xy() if callable(place_xy) else place_xy
+    yield np.r_[over, lift_z], 1.0
+    yield np.r_[over, place_z], 1.0
+    yield np.r_[over, place_z], 0.0
+    yield np.r_[over, lift_z], 0.0
+
+
 def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float = 0.03) -> tuple[Episode, bool]:
     """Roll the expert out from `spec`; return the recorded episode and whether it succeeded."""
     rng = np.random.default_rng(seed)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
 from .base import ENVS, Env, EnvConfig, Observation
+from .expert import pick_and_place
 
 def quiet_robosuite_import() -> None:
     """robosuite logs 'No private macro file found!' (three lines) on import unless its optional
@@ -167,24 +168,20 @@ class LiberoEnv(Env):
         return float(np.linalg.norm(self.sim.body_pos(self.cfg.bowl)[:2] - self.sim.body_pos(self.cfg.plate)[:2]))
 
     def expert_waypoints(self, rng: np.random.Generator):
-        """Rim grasp on the robot's side of the bowl, lift, carry over the plate, lower, release. A
-        generator: the place target uses the bowl's offset in the hand measured after the grasp
-        (the bowl shifts while the fingers close), so it is computed when that waypoint is reached."""
+        """Rim grasp on the robot's side of the bowl, lift, carry over the plate, lower, release. The
+        place target uses the bowl's offset in the hand measured after the grasp (the bowl shifts while
+        the fingers close), so it is computed when the lift waypoint is reached."""
         c, s, z = self.cfg, self.sim, self.support_z
         bowl = s.body_pos(c.bowl)
         rim_top = s.top_z(c.bowl)
         grasp = np.r_[bowl[0] - self.bowl_radius, bowl[1] + rng.normal(0, 0.003), rim_top - c.grasp_depth]
         lift = z + c.lift_height + rng.uniform(-0.01, 0.01)
-        yield np.r_[grasp[:2], rim_top + 0.06], 0.0
-        yield grasp, 0.0
-        yield grasp, 1.0
-        yield np.r_[grasp[:2], lift], 1.0
-        offset = s.body_pos(c.bowl)[:2] - s.ee()[0][:2]
-        over = s.body_pos(c.plate)[:2] - offset + rng.normal(0, 0.003, 2)
-        yield np.r_[over, lift], 1.0
-        yield np.r_[over, z + c.place_height], 1.0
-        yield np.r_[over, z + c.place_height], 0.0
-        yield np.r_[over, lift], 0.0
+
+        def over_plate():
+            offset = s.body_pos(c.bowl)[:2] - s.ee()[0][:2]
+            return s.body_pos(c.plate)[:2] - offset + rng.normal(0, 0.003, 2)
+
+        return pick_and_place(grasp, rim_top + 0.06, lift, over_plate, z + c.place_height)
 
     # -- observation ------------------------------------------------------------------------
     def observe(self) -> Observation:

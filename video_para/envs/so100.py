@@ -29,6 +29,7 @@ from ..robots.so100.kinematics import ARM_JOINTS, HOME_JOINTS, ArmKinematics, bu
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
 from ..robots.so100.safety import SafeIK, SafetyConfig
 from .base import ENVS, Env, EnvConfig, Observation
+from .expert import pick_and_place
 
 
 @dataclass
@@ -153,18 +154,14 @@ class SO100SimEnv(Env):
     def task_error(self) -> float:
         return float(np.linalg.norm(self.cube[:2] - self.target[:2]))
 
-    def expert_waypoints(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-        """Above the cube -> down around it -> close -> lift -> above the zone -> lower -> open -> up."""
+    def expert_waypoints(self, rng: np.random.Generator):
+        """Pick the cube from above and place it in the zone."""
         c = self.cfg
         cube = self.cube[:2] + rng.normal(0, 0.002, 2)
         zone = self.target[:2] + rng.normal(0, 0.008, 2)
         grasp_z = self.cube[2] + 0.002
         lift = c.support_z + 0.12 + rng.uniform(-0.015, 0.015)
-        place = c.support_z + c.cube_size / 2 + 0.03
-        return [(np.array([*cube, grasp_z + 0.06]), 0.0), (np.array([*cube, grasp_z]), 0.0),
-                (np.array([*cube, grasp_z]), 1.0), (np.array([*cube, lift]), 1.0),
-                (np.array([*zone, lift]), 1.0), (np.array([*zone, place]), 1.0),
-                (np.array([*zone, place]), 0.0), (np.array([*zone, lift]), 0.0)]
+        return pick_and_place(np.r_[cube, grasp_z], grasp_z + 0.06, lift, zone, c.support_z + c.cube_size / 2 + 0.03)
 
     # -- rendering ------------------------------------------------------------------------------
     def _place_camera(self, cam: Camera) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
 from .base import ENVS, Env, EnvConfig, Observation
+from .expert import pick_and_place
 from .raster import Cylinder, Disc, Rays, Sphere, render
 
 ROBOT_TAG = 1
@@ -118,17 +119,14 @@ class TabletopEnv(Env):
         top = self.bowl[2] + c.bowl_height
         return d <= c.grasp_tolerance and top - 0.035 <= self.ee[2] <= top + 0.01
 
-    def expert_waypoints(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-        """Above the bowl rim -> down to grasp height -> close -> lift -> above the plate -> down ->
-        open -> retreat; jittered a little so that demos are not all identical."""
+    def expert_waypoints(self, rng: np.random.Generator):
+        """Pick the bowl by its rim and place it on the plate, jittered a little so that demos are not
+        all identical."""
         c = self.cfg
         top = self.bowl[2] + c.bowl_height
         bowl, plate = self.bowl[:2] + rng.normal(0, 0.004, 2), self.plate[:2] + rng.normal(0, 0.006, 2)
         lift = c.support_z + 0.16 + rng.uniform(-0.02, 0.02)
-        return [(np.array([*bowl, top + 0.08]), 0.0), (np.array([*bowl, top - 0.015]), 0.0),
-                (np.array([*bowl, top - 0.015]), 1.0), (np.array([*bowl, lift]), 1.0),
-                (np.array([*plate, lift]), 1.0), (np.array([*plate, c.support_z + 0.07]), 1.0),
-                (np.array([*plate, c.support_z + 0.07]), 0.0), (np.array([*plate, lift]), 0.0)]
+        return pick_and_place(np.r_[bowl, top - 0.015], top + 0.08, lift, plate, c.support_z + 0.07)
 
     def holding(self) -> bool:
         return self.held is not None
