@@ -22,7 +22,7 @@ class TrainConfig:
                                         # pointtrack: heatmap loss (+ lambda * aux) on data.overlay frames
     init_from: str = ""                 # a saved policy directory whose weights start this run ...
     init_parts: list[str] = field(default_factory=lambda: ["backbone"])   # ... these parts of it:
-                                        # backbone | heatmap (PARA trunk + heatmap conv, statistics-free)
+                                        # backbone | heatmap (the head's statistics-free part, HeadConfig.HEATMAP)
     steps: int = 1000
     batch_size: int = 32
     grad_accum: int = 1

@@ -1,5 +1,5 @@
 """The training loop: Accelerate, split learning rates, warmup + cosine, optional EMA, metrics, periodic
-evaluation — one loop for every stage (finetune | diffusion | pointtrack)."""
+evaluation — one loop for every stage (finetune | autoencoder | diffusion | pointtrack)."""
 from __future__ import annotations
 
 import hashlib

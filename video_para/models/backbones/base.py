@@ -4,8 +4,8 @@ A backbone is built as ``BACKBONES.build(config, image_size, architecture=None)`
 (H, W)) and maps ``forward(image (B,3,H,W) in [0,1], start_pixel (B,2) image pixels, clip=None) ->
 BackboneOutput``. `clip` (B, T, 3, H, W) is the short video a video backbone may use for its
 auxiliary loss; its frame 0 is `image`. The start keypoint (the current end-effector pixel) is added
-as a learned embedding at its cell of the backbone's token/latent grid; heads never know which
-backbone they sit on.
+as a learned embedding at its cell of the backbone's token/latent grid (keypoint_cells, add_at_cells);
+heads never know which backbone they sit on.
 
 A backbone wrapping a library model writes that model's architecture config with
 `save_architecture(directory)`; built with `architecture=directory` it rebuilds from those configs
@@ -69,7 +69,8 @@ class Backbone(nn.Module):
             raise ValueError(f"start_pixel must be (B, 2), got {tuple(start_pixel.shape)}")
 
     def apply_mode(self) -> None:
-        """Frozen: no gradients (called after construction); train() below keeps a frozen backbone in eval mode."""
+        """Frozen: no gradients. Subclasses call it last in __init__, once every parameter exists;
+        train() below keeps a frozen backbone in eval mode."""
         if self.cfg.mode == "frozen":
             for p in self.parameters():
                 p.requires_grad_(False)
