@@ -41,8 +41,6 @@ def test_out_of_image_policies(episodes):
     with pytest.raises(ValueError, match="episode 0, frame"):
         WindowDataset([ep], 5, out_of_image="error")
     assert dropped.dropped > 0 and len(dropped) + dropped.dropped == len(ep)
-    stats = WindowDataset(episodes, 5).stats()
-    assert stats.height_low < stats.height_high and stats.gripper_low < 0 < 1 < stats.gripper_high
 
 
 def test_shift_augmentation_moves_image_and_camera_together(episodes):
@@ -83,7 +81,7 @@ def dot_episode(W: int, H: int, T: int = 8, radius: float = 6.0, support_z: floa
 
 def test_window_targets_are_the_next_heights_above_the_support_and_repeat_the_last():
     """EE heights above a raised table (z = 0.3 + h) known by construction: each window's labels are the
-    next three heights and gripper states, the last state repeating past the end."""
+    next three heights and gripper states, the last state repeating past the end; the stats span them."""
     ep = dot_episode(64, 64, T=5, support_z=0.3, heights=[0.10, 0.08, 0.06, 0.04, 0.02], gripper=[0, 0, 1, 1, 0])
     ds = WindowDataset([ep], n_window=3)
     heights = [[0.08, 0.06, 0.04], [0.06, 0.04, 0.02], [0.04, 0.02, 0.02], [0.02, 0.02, 0.02], [0.02, 0.02, 0.02]]
@@ -93,6 +91,10 @@ def test_window_targets_are_the_next_heights_above_the_support_and_repeat_the_la
         torch.testing.assert_close(ds[t]["target_height"], torch.tensor(heights[t]))
         torch.testing.assert_close(ds[t]["target_gripper"], torch.tensor(grippers[t], dtype=torch.float32))
         torch.testing.assert_close(ds[t]["support_z"], torch.tensor(0.3))
+    # bin ranges: the targets' range widened by 5% of its span on each side
+    stats = ds.stats()
+    assert (stats.height_low, stats.height_high, stats.gripper_low, stats.gripper_high, stats.gripper_mean) == \
+        pytest.approx((0.017, 0.083, -0.05, 1.05, 5 / 15))
 
 
 @pytest.mark.parametrize("size,scale", [((160, 120), (0.3, 1.0)), ((96, 96), (0.5, 0.5)), ((64, 64), (1.0, 1.0))])
