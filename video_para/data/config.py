@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from .overlay import ORANGE
 
-SOURCES = ("sim", "lerobot")
 DECODE = ("memory", "lazy")
 
 
@@ -37,8 +36,9 @@ class DataConfig:
     overlay_color: list[int] = field(default_factory=lambda: list(ORANGE))
 
     def validate(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"data.source must be one of {SOURCES}, got '{self.source}'")
+        from .sources import DATA_SOURCES                # the registry imports this module
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"data.source must be one of {tuple(DATA_SOURCES)}, got '{self.source}'")
         if self.source == "lerobot" and bool(self.root) == bool(self.repo_id):
             raise ValueError("data.source=lerobot needs one of data.root (a LeRobot v3 dataset directory) or "
                              f"data.repo_id (user/name in the local LeRobot cache); got root='{self.root}', "

@@ -1,6 +1,7 @@
-"""Build the training dataset a DataConfig describes."""
+"""Build the training dataset a DataConfig describes, from the source it names (DATA_SOURCES)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -12,24 +13,34 @@ from .overlay import point_track_frames
 from .windows import WindowDataset
 
 
-def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int = 0, progress: bool = True):
-    """source=sim: one scripted-expert demo per train spec of the protocol, in the configured env;
-    source=lerobot: the episodes of the LeRobot v3 dataset at cfg.root or cfg.repo_id (env_cfg unused)."""
-    cfg.validate()
-    if cfg.source == "lerobot":
-        from .lerobot import LeRobotSource, dataset_root
-        src = LeRobotSource(dataset_root(cfg.root, cfg.repo_id), backend=cfg.video_backend)
-        episodes = [src.load_episode(i, lazy=cfg.decode == "lazy") for i in (cfg.episodes or range(len(src)))]
-        return _windows(cfg, episodes, n_window)
+def sim_episodes(cfg: DataConfig, env_cfg: EnvConfig, seed: int, progress: bool) -> list[Episode]:
+    """One scripted-expert demo per train spec of the protocol, in the configured env."""
     from ..envs.expert import generate_demos          # sim-only dependency
     from ..scenes import load_protocol, specs
     protocol = load_protocol(cfg.protocol, cfg.protocol_overrides)
     env = ENVS.build(env_cfg)
     try:
-        episodes = generate_demos(env, specs(protocol, "train"), seed=seed, progress=progress)
+        return generate_demos(env, specs(protocol, "train"), seed=seed, progress=progress)
     finally:
         env.close()
-    return _windows(cfg, episodes, n_window)
+
+
+def lerobot_episodes(cfg: DataConfig, env_cfg: EnvConfig, seed: int, progress: bool) -> list[Episode]:
+    """The episodes of the LeRobot v3 dataset at cfg.root or cfg.repo_id (env_cfg unused)."""
+    from .lerobot import LeRobotSource, dataset_root
+    src = LeRobotSource(dataset_root(cfg.root, cfg.repo_id), backend=cfg.video_backend)
+    return [src.load_episode(i, lazy=cfg.decode == "lazy") for i in (cfg.episodes or range(len(src)))]
+
+
+# data.source -> episodes(cfg, env_cfg, seed, progress): a new source is one function and one entry here
+DATA_SOURCES: dict[str, Callable[[DataConfig, EnvConfig, int, bool], list[Episode]]] = {
+    "sim": sim_episodes, "lerobot": lerobot_episodes}
+
+
+def build_dataset(cfg: DataConfig, env_cfg: EnvConfig, n_window: int, seed: int = 0, progress: bool = True):
+    """Training windows over the episodes of the configured source (DATA_SOURCES)."""
+    cfg.validate()
+    return _windows(cfg, DATA_SOURCES[cfg.source](cfg, env_cfg, seed, progress), n_window)
 
 
 def with_point_track(ep: Episode, radius_px: float, color) -> Episode:

@@ -27,8 +27,6 @@ from ..progress import progress
 from ..robots.so100.robot import FollowerConfig, GripperMap, Robot, command_to_action, read_motors
 from ..robots.so100.safety import SafeIK, SafetyConfig
 
-ROBOTS = ("so100_sim", "so100_follower")
-
 
 @dataclass
 class DeployConfig:
@@ -53,7 +51,7 @@ class DeployConfig:
 
     def validate(self) -> None:
         if self.robot not in ROBOTS:
-            raise ValueError(f"deploy: robot must be one of {ROBOTS}, got '{self.robot}'")
+            raise ValueError(f"deploy: robot must be one of {tuple(ROBOTS)}, got '{self.robot}'")
         if self.robot == "so100_follower" and not self.calibration:
             raise ValueError("deploy: the real arm needs calibration=<camera JSON> (python -m video_para.so100.calibrate)")
         if self.replan_every < 0 or self.max_steps < 1 or self.control_hz < 0:
@@ -143,28 +141,23 @@ def sim_rollout(policy, env, specs: list[dict], cfg: DeployConfig, desc: str = "
     return result, logs
 
 
-def main(argv: list[str] | None = None):
-    from ..config import exit_if_help, load_config
+def deploy_sim(policy, cfg: DeployConfig):
+    """Every scene of the protocol split in the MuJoCo SO-101 scene (`cfg.env`), scored."""
     from ..envs import ENVS
-    from ..models.policy import Policy
     from ..scenes import load_protocol, specs
-    argv = list(sys.argv[1:] if argv is None else argv)
-    exit_if_help(argv, "python deploy.py policy=DIR [robot=so100_sim|so100_follower] [key=value ...]", __doc__,
-                 DeployConfig)
-    cfg = load_config(DeployConfig, argv)
-    if not cfg.policy:
-        sys.exit("usage: python deploy.py policy=DIR [robot=so100_sim|so100_follower] [key=value ...]")
-    policy = Policy.from_pretrained(cfg.policy)
-    if cfg.robot == "so100_sim":
-        env = ENVS.build(cfg.env)
-        try:
-            scenes = specs(load_protocol(cfg.protocol), cfg.split)[: cfg.episodes or None]
-            res, logs = sim_rollout(policy, env, scenes, cfg)
-        finally:
-            env.close()
-        print(f"[deploy] {cfg.policy} on {cfg.protocol}/{cfg.split} (sim): {res.successes}/{len(scenes)} succeeded, "
-              f"{sum(g.holds for g in logs)} commands held, {sum(g.limited for g in logs)} limited")
-        return res
+    env = ENVS.build(cfg.env)
+    try:
+        scenes = specs(load_protocol(cfg.protocol), cfg.split)[: cfg.episodes or None]
+        res, logs = sim_rollout(policy, env, scenes, cfg)
+    finally:
+        env.close()
+    print(f"[deploy] {cfg.policy} on {cfg.protocol}/{cfg.split} (sim): {res.successes}/{len(scenes)} succeeded, "
+          f"{sum(g.holds for g in logs)} commands held, {sum(g.limited for g in logs)} limited")
+    return res
+
+
+def deploy_follower(policy, cfg: DeployConfig):
+    """Episodes on the real arm through LeRobot's SO100Follower, each started by the operator."""
     from ..robots.so100.kinematics import ArmKinematics
     from ..robots.so100.robot import lerobot_follower
     from .calibrate import load_calibration
@@ -180,3 +173,19 @@ def main(argv: list[str] | None = None):
             print("\n".join(log.events[:20]))
     finally:
         robot.disconnect()
+
+
+# robot= -> deploy(policy, cfg): a new robot is one function and one entry here
+ROBOTS = {"so100_sim": deploy_sim, "so100_follower": deploy_follower}
+
+
+def main(argv: list[str] | None = None):
+    from ..config import exit_if_help, load_config
+    from ..models.policy import Policy
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = f"python deploy.py policy=DIR [robot={'|'.join(ROBOTS)}] [key=value ...]"
+    exit_if_help(argv, usage, __doc__, DeployConfig)
+    cfg = load_config(DeployConfig, argv)
+    if not cfg.policy:
+        sys.exit(f"usage: {usage}")
+    return ROBOTS[cfg.robot](Policy.from_pretrained(cfg.policy), cfg)
