@@ -17,7 +17,7 @@ produced it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,3 +77,16 @@ class Env(ABC):
 
     def close(self) -> None:
         pass
+
+
+def kinematic_grasp(obj: np.ndarray, ee: np.ndarray, held: np.ndarray | None, was_closed: bool, closed: bool,
+                    graspable: Callable[[], bool], rest_z: Callable[[np.ndarray], float]):
+    """Grasping in a teleport-servo env without contact dynamics: the gripper closing on a graspable
+    object fixes its offset from the EE (`held`), the object then moves rigidly with the EE, and
+    opening sets it down at height rest_z(obj). Returns the object's new position and `held`."""
+    if closed and not was_closed and held is None and graspable():
+        held = obj - ee
+    if not closed and held is not None:
+        held = None
+        obj[2] = rest_z(obj)
+    return (obj if held is None else ee + held), held

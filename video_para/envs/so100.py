@@ -28,7 +28,7 @@ from ..geometry import Camera, switch_mujoco_axes
 from ..robots.so100.kinematics import ARM_JOINTS, HOME_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
 from ..robots.so100.safety import SafeIK, SafetyConfig
-from .base import ENVS, Env, EnvConfig, Observation
+from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp
 from .expert import pick_and_place
 
 
@@ -112,16 +112,11 @@ class SO100SimEnv(Env):
         was_closed = self.grip.to_unit(self.gripper_pos) >= GRIPPER_CLOSED_AT
         self.joints = np.clip(joints, self.kin.lower, self.kin.upper)
         self.gripper_pos = self.grip.to_pos(self.grip.to_unit(grip))          # clipped to open..closed
-        ee = self.kin.fk(self.joints)
-        closed = self.grip.to_unit(self.gripper_pos) >= GRIPPER_CLOSED_AT
-        if closed and not was_closed and self.held is None \
-                and np.linalg.norm(ee - self.cube) <= self.cfg.grasp_tolerance:
-            self.held = self.cube - ee
-        if not closed and self.held is not None:
-            self.held = None
-            self.cube[2] = self.cfg.support_z + self.cfg.cube_size / 2     # set down on the table
-        if self.held is not None:
-            self.cube = ee + self.held
+        ee, c = self.kin.fk(self.joints), self.cfg
+        self.cube, self.held = kinematic_grasp(
+            self.cube, ee, self.held, was_closed, self.grip.to_unit(self.gripper_pos) >= GRIPPER_CLOSED_AT,
+            lambda: np.linalg.norm(ee - self.cube) <= c.grasp_tolerance,
+            lambda cube: c.support_z + c.cube_size / 2)                      # set down on the table
         return action
 
     # -- the Env interface ----------------------------------------------------------------------

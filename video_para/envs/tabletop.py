@@ -16,7 +16,7 @@ import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
-from .base import ENVS, Env, EnvConfig, Observation
+from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp
 from .expert import pick_and_place
 from .raster import Cylinder, Disc, Rays, Sphere, render
 
@@ -91,7 +91,7 @@ class TabletopEnv(Env):
         if cam is not self.camera:
             self.camera, self._rays = cam, Rays(cam)
         self.ee = np.array(c.home, dtype=np.float64)
-        self.gripper, self.held, self.steps = 0.0, None, 0
+        self.gripper, self.held = 0.0, None
         return self.observe()
 
     def step(self, target_xyz, gripper: float) -> Observation:
@@ -100,18 +100,15 @@ class TabletopEnv(Env):
             raise ValueError(f"tabletop step needs a finite (3,) target and gripper, got {target_xyz}, {gripper}")
         c = self.cfg
         self.ee = np.array([target[0], target[1], max(target[2], c.support_z + 0.005)])
-        close = gripper >= GRIPPER_CLOSED_AT
-        if close and self.held is None and self.gripper < GRIPPER_CLOSED_AT and self._graspable():
-            self.held = self.bowl - self.ee
-        if not close and self.held is not None:
-            self.held = None
-            on_plate = np.linalg.norm(self.bowl[:2] - self.plate[:2]) <= c.plate_radius
-            self.bowl[2] = c.support_z + (0.01 if on_plate else 0.0)
-        if self.held is not None:
-            self.bowl = self.ee + self.held
+        self.bowl, self.held = kinematic_grasp(self.bowl, self.ee, self.held, self.gripper >= GRIPPER_CLOSED_AT,
+                                               gripper >= GRIPPER_CLOSED_AT, self._graspable, self._rest_z)
         self.gripper = float(np.clip(gripper, 0, 1))
-        self.steps += 1
         return self.observe()
+
+    def _rest_z(self, bowl: np.ndarray) -> float:
+        """A released bowl stands on the plate (1 cm up) or on the table."""
+        c = self.cfg
+        return c.support_z + (0.01 if np.linalg.norm(bowl[:2] - self.plate[:2]) <= c.plate_radius else 0.0)
 
     def _graspable(self) -> bool:
         c = self.cfg
