@@ -1,11 +1,11 @@
 """Closed-loop rollouts of any policy in any env, one `select_action` per control tick.
 
 A policy is a saved `Policy` or anything with `predict(image, camera, ee_pos, support_z) -> ActionChunk`
-(an oracle...; wrapped by models.policy.queued) and optionally `reset()`; its chunk queue is reset
-before each episode with this rollout's `replan_every` (None: the policy's own, a saved policy's
-`run.replan_every`, else 4). A prediction that cannot be executed (the EE
-left the image, a pixel on the horizon) ends the episode as a failure with its reason recorded; it
-never crashes the run.
+(an oracle, a scripted baseline; wrapped by models.policy.queued) and optionally `reset()`; its chunk
+queue is reset before each episode with this rollout's `replan_every` (None: the policy's own, a saved
+policy's `run.replan_every`, else 4). A prediction that cannot be executed (the EE left the image, a
+pixel on the horizon) ends the episode as a failure with its reason recorded; it never crashes the run.
+Grasps are counted with `Env.holding`, the final error is `Env.task_error`.
 """
 from __future__ import annotations
 
