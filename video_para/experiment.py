@@ -84,8 +84,7 @@ class ExperimentConfig:
         self.policy.validate()
         self.data.validate()
         self.train.validate()
-        if hasattr(self.env, "validate"):
-            self.env.validate()
+        self.env.validate()
         if self.data.image_size and list(self.data.image_size) != [self.policy.image_height, self.policy.image_width]:
             raise ValueError(f"data.image_size {list(self.data.image_size)} must be the policy's image size "
                              f"[{self.policy.image_height}, {self.policy.image_width}] (or empty)")
@@ -104,7 +103,7 @@ class ExperimentConfig:
             raise ValueError("eval.every must be >= 0 and, when set, eval.every_episodes >= 1")
         if "heatmap" in self.train.init_parts:
             self.policy.head.heatmap_part("train.init_parts 'heatmap'")
-        size = (getattr(self.env, "image_height", None), getattr(self.env, "image_width", None))
-        if None not in size and (self.policy.image_height, self.policy.image_width) != size:
+        if (self.policy.image_height, self.policy.image_width) != (self.env.image_height, self.env.image_width):
             raise ValueError(f"policy image size {self.policy.image_height}x{self.policy.image_width} does not "
-                             f"match the env's rendered {size[0]}x{size[1]} (set env.image_* or policy.image_*)")
+                             f"match the env's rendered {self.env.image_height}x{self.env.image_width} "
+                             "(set env.image_* or policy.image_*)")

@@ -29,6 +29,11 @@ from ..geometry import Camera
 @dataclass
 class EnvConfig:
     type: str = "tabletop"
+    image_height: int = 128              # rendered camera images; the policy's image size must match
+    image_width: int = 128
+
+    def validate(self) -> None:
+        """Check settings before anything is built (experiment.validate calls it); envs extend it."""
 
 
 ENVS = Registry("env", EnvConfig)

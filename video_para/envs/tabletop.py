@@ -47,8 +47,6 @@ class Appearance:
 @dataclass
 class TabletopConfig(EnvConfig):
     type: str = "tabletop"
-    image_height: int = 128
-    image_width: int = 128
     support_z: float = 0.0
     camera_radius: float = 1.0           # metres from the look-at point
     camera_elevation: float = 55.0       # degrees above the table plane
