@@ -67,6 +67,8 @@ def test_boundary_holdout_is_the_training_column_next_to_the_test_half():
     assert {s["cell"][1] for s in test} == {4, 5, 6, 7}
     near_far = load_protocol("near_far", ["rows=8", "cols=8", "holdout=boundary"])
     assert {s["cell"][0] for s in specs(near_far, "val")} == {3}
+    wide = load_protocol("left_right", ["rows=8", "cols=8", "holdout=boundary", "holdout_width=2"])
+    assert {s["cell"][1] for s in specs(wide, "val")} == {2, 3} and {s["cell"][1] for s in specs(wide, "train")} == {0, 1}
 
 
 def test_stride_holdout_keeps_validation_scenes_clean_like_training():

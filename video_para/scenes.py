@@ -14,9 +14,9 @@ generated from grid selections, never listed by hand:
   * appearance: env settings of the scene's look (spec['appearance'], e.g. table colour, background,
     light for the built-in scene) given to every training / test scene; empty: the env's default;
   * holdout: a validation split carved from the training cells (they leave 'train' and form 'val'),
-    to choose between variants without looking at the test region: `boundary` = the training cells
-    nearest the test cells (a small extrapolation, e.g. the left half's column next to the right
-    half), `stride` = every holdout_stride-th training cell (protocols whose test scenes share the
+    to choose between variants without looking at the test region: `boundary` = the holdout_width
+    layers of training cells nearest the test cells (an extrapolation inside the training region,
+    e.g. the left half's two columns next to the right half), `stride` = every holdout_stride-th training cell (protocols whose test scenes share the
     training cells and differ in clutter, look or view). Reported runs train with holdout none.
 """
 from __future__ import annotations
@@ -53,7 +53,8 @@ class ProtocolConfig:
     train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
     test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
     holdout: str = "none"                # validation split carved from the training cells: none | boundary | stride
-    holdout_stride: int = 4
+    holdout_width: int = 1               # boundary: layers of cells (by grid distance to the test cells)
+    holdout_stride: int = 4              # stride: every k-th training cell
     paper: dict = field(default_factory=dict)   # the paper's numbers for the report, e.g. {para: 54}
 
     def validate(self) -> None:
@@ -66,6 +67,8 @@ class ProtocolConfig:
             raise ValueError(f"protocol '{self.name}': train_phis {self.train_phis} not all in phis {self.phis}")
         if self.holdout not in HOLDOUTS:
             raise ValueError(f"protocol '{self.name}': holdout '{self.holdout}' not in {HOLDOUTS}")
+        if self.holdout_width < 1:
+            raise ValueError(f"protocol '{self.name}': holdout_width must be >= 1, got {self.holdout_width}")
         if self.holdout_stride < 2:
             raise ValueError(f"protocol '{self.name}': holdout_stride must be >= 2, got {self.holdout_stride}")
 
@@ -114,7 +117,7 @@ def _split_cells(p: ProtocolConfig, split: str) -> list[tuple[int, int]]:
         if dist.min() == 0:
             raise ValueError(f"protocol '{p.name}': training and test cells overlap, so there is no boundary; "
                              "use holdout=stride")
-        val = {rc for rc, d in zip(train, dist) if d == dist.min()}
+        val = {rc for rc, d in zip(train, dist) if d < dist.min() + p.holdout_width}
     return [rc for rc in train if (rc in val) == (split == "val")]
 
 
