@@ -189,3 +189,17 @@ def test_pixel_to_cell_rules_are_shared_by_targets_and_keypoints():
         cell_centres(torch.tensor([[[-0.1, 1.0], [float("nan"), 1.0], [3.0, 3.0]]]), (8, 16), (8, 16))
     with pytest.raises(ValueError, match=r"1 start keypoint\(s\) outside the 16x8 image .*must be visible"):
         keypoint_cells(torch.tensor([[3.0, 8.0]]), (8, 16), (2, 4))
+
+
+def test_one_switch_gripper_removes_flicker_and_keeps_one_real_switch():
+    from video_para.models.gripper import filter_gripper
+    g = torch.tensor([[0.9, 0.9, 0.9, 0.9, 0.1, 0.2, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9],    # flicker mid-carry
+                      [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.9, 0.9, 0.8, 0.9, 0.9],    # a grasp: kept as is
+                      [0.9, 0.9, 0.1, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.6, 0.1, 0.1]])   # a release with two blips
+    out = filter_gripper(g, "one_switch")
+    closed = (out >= 0.5).int().tolist()
+    assert closed[0] == [1] * 12 and closed[1] == [0] * 7 + [1] * 5 and closed[2] == [1] * 5 + [0] * 7
+    assert out[0, 4].item() == pytest.approx(0.89) and out[0, 6].item() == pytest.approx(0.8)   # agreeing steps keep their value
+    assert torch.equal(out[1], g[1]) and torch.equal(filter_gripper(g, "none"), g)
+    with pytest.raises(ValueError, match="gripper_filter"):
+        filter_gripper(g, "median")

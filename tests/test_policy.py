@@ -175,3 +175,22 @@ def test_queued_resets_an_episodic_predictor_and_wraps_a_plain_one():
     assert episodic.predictor.resets == 1
     policy = Policy(tiny_config(), STATS)
     assert queued(policy) is policy
+
+
+@pytest.mark.parametrize("head", ["para", "global_mlp"])
+def test_gripper_filter_applies_to_every_head_in_predict(head, monkeypatch):
+    torch.manual_seed(0)
+    cfg = tiny_config(head)
+    cfg.n_window, cfg.gripper_filter = 6, "one_switch"
+    policy = Policy(cfg, STATS)
+    decode = policy.head.decode
+
+    def flicker(out, **kw):                      # the head's own decode, its gripper made to flicker
+        dec = decode(out, **kw)
+        dec.gripper = torch.tensor([[0.9, 0.9, 0.1, 0.9, 0.9, 0.9]])
+        return dec
+    monkeypatch.setattr(policy.head, "decode", flicker)
+    chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3))
+    assert (chunk.actions[:, 3] >= 0.5).all()
+    with pytest.raises(ValueError, match="gripper_filter"):
+        Policy(PolicyConfig(gripper_filter="median"), STATS)

@@ -1,0 +1,46 @@
+"""Chunk-level gripper decoding, for every head.
+
+Each step's gripper is decoded on its own, so a chunk can flicker (closed x4, open x2, closed x6)
+and drop the object mid-carry. An expert chunk of N_W steps changes its gripper at most once (grasp
+or release). `one_switch` fits that shape: the open/closed sequence with at most one change that
+disagrees with the fewest per-step predictions; steps that disagree take the mean value of the
+agreeing steps of their segment.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..episodes import GRIPPER_CLOSED_AT
+
+FILTERS = ("none", "one_switch")
+
+
+def one_switch(gripper: torch.Tensor) -> torch.Tensor:
+    """(B, N) gripper values -> the same, made open/closed with at most one change per row."""
+    closed = (gripper >= GRIPPER_CLOSED_AT).to(gripper.dtype)
+    B, N = closed.shape
+    before = torch.cat([closed.new_zeros(B, 1), closed.cumsum(-1)], -1)          # closed steps before switch s
+    after = before[:, -1:] - before
+    s = torch.arange(N + 1, device=gripper.device, dtype=gripper.dtype)
+    # cost of (state before, state after) per switch point s; disagreements counted
+    costs = torch.stack([before + after, before + (N - s) - after,
+                         s - before + after, s - before + (N - s) - after], -1)     # (B, N+1, 4): 00 01 10 11
+    best = costs.flatten(1).argmin(-1)
+    switch, pair = best // 4, best % 4
+    steps = torch.arange(N, device=gripper.device)
+    fit = torch.where(steps < switch[:, None], (pair // 2)[:, None], (pair % 2)[:, None]).to(gripper.dtype)
+    agree = fit == closed
+    out = gripper.clone()
+    for segment in (steps < switch[:, None], steps >= switch[:, None]):
+        keep = (segment & agree).to(gripper.dtype)
+        mean = (gripper * keep).sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp(min=1)
+        out = torch.where(segment & ~agree, mean.expand_as(out), out)
+    return out
+
+
+def filter_gripper(gripper: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "none":
+        return gripper
+    if mode == "one_switch":
+        return one_switch(gripper)
+    raise ValueError(f"policy.gripper_filter must be one of {FILTERS}, got '{mode}'")
