@@ -83,6 +83,10 @@ def test_eval_cli_takes_env_protocol_and_replanning_from_the_run(tmp_path, capsy
     main(["--policy", str(tmp_path / "policy"), "--videos", "0", "--out", str(tmp_path / "b"), "--replan-every", "2",
           "--protocol-override", "cols=4", "--seed", "0"])
     assert "4 episodes, re-plan every 2 steps, at most 7 steps, seed 0" in capsys.readouterr().out
+    main(["--policy", str(tmp_path / "policy"), "--videos", "0", "--out", str(tmp_path / "c"), "--split", "val",
+          "--protocol-override", "holdout=boundary", "--gripper-filter", "one_switch"])
+    assert "left_right/val (tabletop env): 2 episodes, re-plan every 5 steps, at most 7 steps, seed 3, " \
+           "gripper filter one_switch" in capsys.readouterr().out
 
 
 def test_loss_curves_skip_a_damaged_log_and_name_it(tmp_path, capsys):

@@ -19,6 +19,7 @@ from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..experiment import ExperimentConfig
+from ..models.gripper import FILTERS as GRIPPER_FILTERS
 from ..models.policy import Policy
 from ..scenes import SPLITS, load_protocol, specs
 from .report import plot_protocol, result_row, success_table
@@ -44,10 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
+    ap.add_argument("--gripper-filter", choices=GRIPPER_FILTERS,
+                    help="chunk-level gripper decoding (policy.gripper_filter; default: the policy's own)")
     ap.add_argument("--out", help="default: beside the policy, DIR/../eval/<protocol>_<split>")
     ap.add_argument("overrides", nargs="*", help="env.key=value")
     a = ap.parse_args(argv)
     policy = Policy.from_pretrained(a.policy)
+    if a.gripper_filter:
+        policy.config.gripper_filter = a.gripper_filter
     run_yaml = Path(a.policy).parent / "config.yaml"
     saved = policy.run or (yaml.safe_load(run_yaml.read_text()) if run_yaml.exists() else None)
     if saved:
@@ -64,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     scenes = specs(protocol, a.split)[: a.episodes or None]
     out = Path(a.out) if a.out else Path(a.policy).parent / "eval" / f"{protocol.name}_{a.split}"
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
-          f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}")
+          f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}, "
+          f"gripper filter {policy.config.gripper_filter}")
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)
     head, label = policy.config.head.type, f"{protocol.name}/{a.split}"
