@@ -1,4 +1,7 @@
-"""lerobot-record SO-100 datasets (joints + video) -> calibrated episodes with EE by FK, that train."""
+"""lerobot-record SO-100 datasets (joints + video) -> calibrated episodes with EE by FK, that train.
+
+The expected EE positions come from the SO-101 MJCF chain worked out by hand in test_so100_kinematics
+(`mjcf_fk`, numpy only), not from the ArmKinematics under test."""
 import json
 import os
 
@@ -20,10 +23,12 @@ from video_para.episodes import EpisodeError  # noqa: E402
 from video_para.experiment import ExperimentConfig  # noqa: E402
 from video_para.geometry import Camera  # noqa: E402
 from video_para.models.policy import Policy  # noqa: E402
-from video_para.robots.so100.kinematics import MOTORS, ArmKinematics  # noqa: E402
+from video_para.robots.so100.kinematics import MOTORS  # noqa: E402
 from video_para.so100.calibrate import save_calibration  # noqa: E402
 from video_para.so100.convert import main, read_recording  # noqa: E402
 from video_para.training.cli import finetune  # noqa: E402
+
+from test_so100_kinematics import mjcf_fk  # noqa: E402  (tests/ is on sys.path, as for dot_track)
 
 W, H, FPS = 64, 48, 10
 NAMES = [f"{m}.pos" for m in MOTORS]
@@ -87,12 +92,11 @@ def recording(tmp_path):
 
 def test_recording_becomes_calibrated_episodes_with_fk_positions(recording):
     tmp, states, actions, frames = recording
-    kin = ArmKinematics()
-    eps = read_recording(tmp / "rec", tmp / "camera.json", kin=kin)
+    eps = read_recording(tmp / "rec", tmp / "camera.json")
     assert [len(e) for e in eps] == [12, 9] and eps[0].task == "pick the cube"
-    for e, s, a in zip(eps, states, actions):
-        np.testing.assert_allclose(e.ee_pos, [kin.fk(q) for q in s[:, :5]], atol=1e-4)   # float32 joints
-        np.testing.assert_allclose(e.action[:, :3], [kin.fk(q) for q in a[:, :5]], atol=1e-4)
+    for e, s, a in zip(eps, states, actions):          # joints stored as float32: ~1e-8 m of rounding
+        np.testing.assert_allclose(e.ee_pos, [mjcf_fk(q)[0] for q in s[:, :5]], atol=1e-5)
+        np.testing.assert_allclose(e.action[:, :3], [mjcf_fk(q)[0] for q in a[:, :5]], atol=1e-5)
         np.testing.assert_allclose(e.gripper, 1 - s[:, 5] / 100, atol=1e-6)              # 100 open -> 0
         assert e.support_z == 0.004
         np.testing.assert_allclose(e.cameras["front"].world_from_cam, np.repeat(CAM.world_from_cam[None], len(e), 0))
