@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")      # offscreen rendering; read when mujoco is first imported
 pytest.importorskip("mujoco", reason="the so100 extra (mujoco) is not installed: make test-so100")
@@ -48,9 +49,17 @@ def test_rendered_cube_is_where_the_camera_calibration_projects_it(env, view):
 def test_expert_succeeds_through_the_safety_filter(env):
     scenes = specs(load_protocol("so100_pick"), "test")[::5]       # 4 cells across the grid
     demos = generate_demos(env, scenes, seed=3, progress=False)     # raises if any demo fails
-    for ep in demos:
+    assert len(demos) == len(scenes) == 4
+    c = env.cfg
+    for spec, ep in zip(scenes, demos):
         assert 15 <= len(ep) <= 60
         assert ep.gripper.max() == 1.0 and ep.gripper[-1] == 0.0
+        # the jaw closed where the scene put the cube (grasp_tolerance is what the env's grasp needs) ...
+        closed = int(np.argmax(ep.gripper == 1.0))
+        cube = [*spec["bowl_xy"], c.support_z + c.cube_size / 2]
+        assert np.linalg.norm(ep.ee_pos[closed] - cube) <= c.grasp_tolerance
+        # ... and the demo ends above the target zone, having let go inside it
+        assert np.linalg.norm(ep.ee_pos[-1, :2] - c.target_xy) <= c.target_radius
 
 
 def test_step_holds_on_nan_and_clamps_huge_targets(env):
@@ -87,15 +96,46 @@ class ReplayOracle:
         return ActionChunk(chunk, camera.project(chunk[:, :3]), None)
 
 
+def _cube_to_zone(env, spec):
+    """The task error of a cube nobody moved: the scene's cube xy to the env's target zone centre."""
+    return float(np.linalg.norm(np.subtract(spec["bowl_xy"], env.cfg.target_xy)))
+
+
+class StandStill:
+    """A policy that never moves: every predicted action is the current EE, jaw open."""
+
+    def predict(self, image, camera, ee_pos, support_z):
+        chunk = np.tile([*ee_pos, 0.0], (12, 1))
+        return ActionChunk(chunk, camera.project(chunk[:, :3]), None)
+
+
 def test_deploy_loop_runs_an_untrained_policy_end_to_end(env):
     cfg = DeployConfig(max_steps=12, replan_every=4)
+    torch.manual_seed(0)                   # random weights, but the same ones every run
     policy = Policy(PolicyConfig(), Stats(0.0, 0.2, 0.0, 1.0, [0.2, 0.0, 0.05], [0.05, 0.1, 0.05], 0.5, 0.5))
-    res, logs = sim_rollout(policy, env, [{"bowl_xy": [0.2, 0.05]}, {"bowl_xy": [0.25, 0.1], "theta": 15.0}], cfg)
+    scenes = [{"bowl_xy": [0.2, 0.05]}, {"bowl_xy": [0.25, 0.1], "theta": 15.0}]
+    res, logs = sim_rollout(policy, env, scenes, cfg)
     assert len(res.episodes) == len(logs) == 2
-    for e in res.episodes:                 # random weights: it moves (safely) or says why it could not predict
-        assert (e.steps == 12 and not e.success) or e.failure
+    for spec, e, log in zip(scenes, res.episodes, logs):
+        # the EE starts in view, so every re-plan predicts; the arm moves (safely) for all 12 ticks, and
+        # never carries the cube into the zone 21-26 cm away: the task error stays the scene's own
+        assert e.failure == "" and e.steps == log.steps == cfg.max_steps and not e.success
+        assert e.error == pytest.approx(_cube_to_zone(env, spec), abs=1e-9)
+        assert log.holds + log.limited > 0            # untrained targets jump: SafeIK steps in
     assert np.isfinite(env.joints).all()
     assert ((env.joints >= env.kin.lower) & (env.joints <= env.kin.upper)).all()
+    assert not np.allclose(env.joints, env.cfg.home_joints)
+
+
+def test_a_policy_that_never_moves_fails_every_scene(env):
+    cfg = DeployConfig(max_steps=6, replan_every=4)
+    scenes = [{"bowl_xy": [0.2, 0.05]}, {"bowl_xy": [0.25, 0.1], "theta": 15.0}]
+    res, logs = sim_rollout(StandStill(), env, scenes, cfg)
+    assert [e.success for e in res.episodes] == [False, False] and res.successes == 0
+    for spec, e, log in zip(scenes, res.episodes, logs):
+        assert e.failure == "" and e.steps == log.steps == 6 and log.holds == log.limited == 0
+        assert e.error == pytest.approx(_cube_to_zone(env, spec), abs=1e-9)     # 0.21 m, 0.265 m
+    np.testing.assert_allclose(env.joints, env.cfg.home_joints, atol=1e-6)
 
 
 def test_replayed_expert_succeeds_through_the_deploy_loop(env):
@@ -107,12 +147,21 @@ def test_replayed_expert_succeeds_through_the_deploy_loop(env):
                      replan_every=4)
     log = ctl.run_episode(env, max_steps=60, done=env.success)
     assert env.success(), f"replayed expert failed: {log}"
-    assert log.holds == 0 and log.steps <= len(demo)
+    # done() stops the loop on the tick that opens the jaw over the zone: the demo's first open command
+    # after its grasp, so the replay takes exactly that many ticks and SafeIK never refuses one
+    grasp = int(np.argmax(demo.action[:, 3] == 1.0))
+    release = grasp + int(np.argmax(demo.action[grasp:, 3] == 0.0))
+    assert log.holds == 0 and log.steps == release + 1 < len(demo)
+    assert env.task_error() <= env.cfg.target_radius and not env.holding()
 
 
 def test_deploy_cli_runs_a_saved_policy_in_the_sim(tmp_path):
+    torch.manual_seed(0)
     Policy(PolicyConfig(), Stats(0.0, 0.2, 0.0, 1.0, [0.2, 0.0, 0.05], [0.05, 0.1, 0.05], 0.5, 0.5)).save_pretrained(tmp_path / "p")
     res = main([f"policy={tmp_path / 'p'}", "robot=so100_sim", "episodes=1", "max_steps=4", "env.image_height=128"])
-    assert len(res.episodes) == 1 and (res.episodes[0].steps == 4 or res.episodes[0].failure)
+    first = specs(load_protocol("so100_pick"), "test")[0]          # episodes=1: the split's first scene
+    [e] = res.episodes
+    assert e.spec == first and e.steps == 4 and e.failure == "" and not e.success
+    assert e.error == pytest.approx(float(np.linalg.norm(np.subtract(first["bowl_xy"], SO100SimConfig().target_xy))))
     with pytest.raises(ValueError, match="calibration"):
         main([f"policy={tmp_path / 'p'}", "robot=so100_follower"])
