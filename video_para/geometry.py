@@ -6,9 +6,11 @@ Conventions relied on everywhere else:
   * ``lift`` intersects the ray through a pixel with the horizontal plane z = support_z + height.
 
 Projection, lifting and binning accept numpy arrays or torch tensors (batched over leading dims) and
-return the same kind; the constructors (spherical, look_at, orbit) build numpy cameras (`Camera.torch`
-converts). A camera may itself be batched: K (..., 3, 3), world_from_cam (..., 4, 4);
-its batch dims then lead the point/pixel arrays.
+return the kind of the points, pixels or values they are given (the camera's matrices are converted to
+it). `look_at` and `spherical` build numpy cameras (`intrinsics` a numpy K); `orbit` takes one
+unbatched camera, numpy or torch, and returns a numpy camera; `scaled` and `cropped` keep the camera's
+kind; `Camera.torch` converts. A camera may itself be batched: K (..., 3, 3), world_from_cam
+(..., 4, 4); its batch dims then lead the point/pixel arrays.
 """
 from __future__ import annotations
 

@@ -2,8 +2,11 @@
 
 Targets are the EE states at t+1 ... t+N_W (the final state repeats past the episode end: the
 policy learns to hold still once the task is done). Pixels come from projecting them with *frame
-t's* camera, so moving-camera datasets need no special case. Windows whose targets leave the image
-follow `out_of_image`: drop (default; counted), clip (to the border pixel) or error.
+t's* camera, so moving-camera datasets need no special case; they are projected once, when the dataset
+is built. Windows whose start or target positions leave the image (or lie behind the camera) follow
+`out_of_image`: drop (default; counted, with a warning naming the frames), clip (targets to the border
+pixel; a window whose start is outside the image, or with a point behind the camera, is dropped all
+the same) or error.
 
 Augmentation `shift_px`: a random image translation of up to that many pixels (edge-replicated),
 applied to the image *and* the camera (K's principal point), so labels stay exact; the shift is
