@@ -46,11 +46,22 @@ def test_dry_run_trains_and_deploys_both_policies_on_both_cameras(tmp_path):
     from video_para.data.lerobot import LeRobotSource
     rows = dryrun.main([f"dryrun.output_dir={tmp_path}", "dryrun.protocol_overrides=[rows=2,cols=2]",
                         "dryrun.episodes=2", "train.steps=3", "train.batch_size=4"])
-    assert [(r["protocol"], r["method"], r["episodes"]) for r in rows] == [
-        ("so100_pick", "para", 2), ("so100_viewpoint", "para", 2),
-        ("so100_pick", "global_mlp", 2), ("so100_viewpoint", "global_mlp", 2)]
+    # every method on every test protocol, 2 scenes each, beside the paper's numbers (so100_viewpoint.yaml:
+    # PARA 52%, MLP 0%; so100_pick has none)
+    assert [(r["protocol"], r["method"], r["episodes"], r["paper"]) for r in rows] == [
+        ("so100_pick", "para", 2, None), ("so100_viewpoint", "para", 2, 52),
+        ("so100_pick", "global_mlp", 2, None), ("so100_viewpoint", "global_mlp", 2, 0)]
+    assert rows == json.loads((tmp_path / "dryrun.json").read_text())["results"]
     demos = LeRobotSource(tmp_path / "demos")
+    # the 2x2 grid's train split: the dense cells (every other one: 2) x demos_per_cell (2)
     assert len(demos) == 4 and "observation.cameras.front.world_from_cam" in demos.data.column_names
     times = json.loads((tmp_path / "dryrun.json").read_text())["seconds"]
-    assert times["total"] >= times["demos"] > 0
-    assert (tmp_path / "results.md").read_text().count("|") > 20
+    assert list(times) == ["demos", "train so100_tiny_para", "deploy so100_tiny_para on so100_pick",
+                           "deploy so100_tiny_para on so100_viewpoint", "train so100_tiny_global_mlp",
+                           "deploy so100_tiny_global_mlp on so100_pick",
+                           "deploy so100_tiny_global_mlp on so100_viewpoint", "total"]
+    assert times["total"] >= sum(v for k, v in times.items() if k != "total") and times["demos"] > 0
+    paper = {None: "—", 52: "52%", 0: "0%"}
+    assert (tmp_path / "results.md").read_text().splitlines()[2:] == [
+        f"| {r['protocol']} | {r['method']} | {50 * r['successes']}% ({r['successes']}/2) | {paper[r['paper']]} |"
+        for r in rows]
