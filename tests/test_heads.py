@@ -201,5 +201,10 @@ def test_one_switch_gripper_removes_flicker_and_keeps_one_real_switch():
     assert closed[0] == [1] * 12 and closed[1] == [0] * 7 + [1] * 5 and closed[2] == [1] * 5 + [0] * 7
     assert out[0, 4].item() == pytest.approx(0.89) and out[0, 6].item() == pytest.approx(0.8)   # agreeing steps keep their value
     assert torch.equal(out[1], g[1]) and torch.equal(filter_gripper(g, "none"), g)
+    median = filter_gripper(g, "median", 5)                      # blips of 1-2 steps go, the real switches stay
+    assert (median >= 0.5).int().tolist() == [[1] * 12, [0] * 7 + [1] * 5, [1] * 4 + [0] * 8]
+    assert median[0, 4].item() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="gripper_filter_width"):
+        filter_gripper(g, "median", 4)
     with pytest.raises(ValueError, match="gripper_filter"):
-        filter_gripper(g, "median")
+        filter_gripper(g, "hysteresis")

@@ -193,4 +193,6 @@ def test_gripper_filter_applies_to_every_head_in_predict(head, monkeypatch):
     chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3))
     assert (chunk.actions[:, 3] >= 0.5).all()
     with pytest.raises(ValueError, match="gripper_filter"):
-        Policy(PolicyConfig(gripper_filter="median"), STATS)
+        Policy(PolicyConfig(gripper_filter="mode"), STATS)
+    with pytest.raises(ValueError, match="gripper_filter_width"):
+        Policy(PolicyConfig(gripper_filter="median", gripper_filter_width=2), STATS)

@@ -4,7 +4,8 @@ Each step's gripper is decoded on its own, so a chunk can flicker (closed x4, op
 and drop the object mid-carry. An expert chunk of N_W steps changes its gripper at most once (grasp
 or release). `one_switch` fits that shape: the open/closed sequence with at most one change that
 disagrees with the fewest per-step predictions; steps that disagree take the mean value of the
-agreeing steps of their segment.
+agreeing steps of their segment. `median` is a running median over `width` steps (edges repeated),
+which removes blips shorter than half the window.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from ..episodes import GRIPPER_CLOSED_AT
 
-FILTERS = ("none", "one_switch")
+FILTERS = ("none", "one_switch", "median")
 
 
 def one_switch(gripper: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,23 @@ def one_switch(gripper: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def filter_gripper(gripper: torch.Tensor, mode: str) -> torch.Tensor:
+def running_median(gripper: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, N) -> the median of each step's window of `width` steps (odd), edges repeated."""
+    padded = torch.nn.functional.pad(gripper[:, None], (width // 2, width // 2), mode="replicate")[:, 0]
+    return padded.unfold(-1, width, 1).median(-1).values
+
+
+def check_filter(mode: str, width: int) -> None:
+    if mode not in FILTERS:
+        raise ValueError(f"policy.gripper_filter must be one of {FILTERS}, got '{mode}'")
+    if mode == "median" and (width < 3 or width % 2 == 0):
+        raise ValueError(f"policy.gripper_filter_width must be odd and >= 3, got {width}")
+
+
+def filter_gripper(gripper: torch.Tensor, mode: str, width: int = 5) -> torch.Tensor:
+    check_filter(mode, width)
     if mode == "none":
         return gripper
-    if mode == "one_switch":
-        return one_switch(gripper)
-    raise ValueError(f"policy.gripper_filter must be one of {FILTERS}, got '{mode}'")
+    if mode == "median":
+        return running_median(gripper, width)
+    return one_switch(gripper)

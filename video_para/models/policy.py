@@ -25,8 +25,7 @@ from ..config import from_dict, to_dict
 from ..geometry import Camera
 from .backbones import BACKBONES, BackboneConfig
 from .backbones.tiny import TinyBackboneConfig
-from .gripper import FILTERS as GRIPPER_FILTERS
-from .gripper import filter_gripper
+from .gripper import check_filter, filter_gripper
 from .heads import HEADS, Decoded, HeadConfig
 from .heads.para import ParaHeadConfig
 from .stats import Stats
@@ -42,14 +41,14 @@ class PolicyConfig:
     image_height: int = 128
     image_width: int = 128
     aux_loss_weight: float = 1.0        # lambda on the backbone's auxiliary (diffusion) loss
-    gripper_filter: str = "none"        # chunk-level gripper decoding (models/gripper.py): none | one_switch
+    gripper_filter: str = "none"        # chunk-level gripper decoding (models/gripper.py): none | one_switch | median
+    gripper_filter_width: int = 5       # median: window in steps (odd)
 
     def validate(self) -> None:
         if self.n_window < 1 or self.image_height < 1 or self.image_width < 1:
             raise ValueError("policy.n_window and the image size must be positive")
         self.backbone.validate_mode()
-        if self.gripper_filter not in GRIPPER_FILTERS:
-            raise ValueError(f"policy.gripper_filter must be one of {GRIPPER_FILTERS}, got '{self.gripper_filter}'")
+        check_filter(self.gripper_filter, self.gripper_filter_width)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -215,7 +214,7 @@ class Policy(nn.Module, ChunkQueue):
         decodes to the same structure; the gripper column goes through policy.gripper_filter."""
         out = self.backbone(image, start_pixel)
         dec = self.head.decode(self.head(out.features))
-        dec.gripper = filter_gripper(dec.gripper, self.config.gripper_filter)
+        dec.gripper = filter_gripper(dec.gripper, self.config.gripper_filter, self.config.gripper_filter_width)
         if dec.xyz is None:
             dec.xyz = camera.lift(dec.pixels, dec.heights, torch.as_tensor(support_z, dtype=dec.pixels.dtype)[..., None])
         if dec.pixels is None:
