@@ -5,6 +5,7 @@ no calibration, so the caller supplies the agentview K (3,3) and world_from_cam 
 from the simulator); gripper state = the mean finger opening mapped to [0, 1] closed by
 `gripper_open_width` (robosuite Panda fingers: ~0.04 m each when open). Actions are LIBERO's delta
 commands, so `action` xyz is the next EE position (the last repeats) and its gripper is -1..1 -> 0..1.
+The task is the file's language instruction (data.attrs['problem_info']).
 
     python -m video_para.data.libero_hdf5 DEMO.hdf5 --out DIR [--suite libero_spatial --task-id 0]
 
@@ -14,6 +15,7 @@ camera at the task's own pose, and the table height) from the LIBERO simulator (
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -30,7 +32,7 @@ def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0,
         if "data" not in f:
             raise EpisodeError(f"{path}: no 'data' group (not a LIBERO demo file)")
         names = sorted(f["data"], key=lambda n: int(re.sub(r"\D", "", n) or 0))
-        task = task or str(f["data"].attrs.get("problem_info", "")) or str(path)
+        task = task or _instruction(f["data"].attrs, path)
         for i, name in enumerate(names):
             demo = f["data"][name]
             try:
@@ -54,6 +56,17 @@ def load_libero_hdf5(path, K, world_from_cam, task: str = "", fps: float = 20.0,
             except EpisodeError as exc:
                 raise EpisodeError(f"{path} ({name}): {exc}") from None
     return episodes
+
+
+def _instruction(attrs, path) -> str:
+    """LIBERO's language instruction (data.attrs['problem_info'] is JSON holding 'language_instruction'),
+    else the file's name as LIBERO spells tasks (pick_up_the_..._demo.hdf5 -> 'pick up the ...')."""
+    try:
+        text = json.loads(attrs["problem_info"])["language_instruction"]
+    except (KeyError, TypeError, ValueError):
+        text = None
+    return text.strip() if isinstance(text, str) and text.strip() else \
+        re.sub(r"_demo$", "", Path(path).stem).replace("_", " ")
 
 
 def _open_hdf5(path):
@@ -92,7 +105,9 @@ def main(argv: list[str] | None = None) -> Path:
     episodes = load_libero_hdf5(a.path, cam.K, cam.world_from_cam, support_z=support_z, camera=a.camera)
     from .lerobot import write_dataset
     out = write_dataset(episodes, Path(a.out), robot_type="panda")
-    print(f"[libero_hdf5] {len(episodes)} episodes from {a.path} -> {out}")
+    lengths = [len(ep) for ep in episodes]
+    print(f"[libero_hdf5] {len(episodes)} episodes ({min(lengths)}-{max(lengths)} frames) of "
+          f"'{episodes[0].task}' from {a.path} -> {out}")
     return out
 
 
