@@ -16,8 +16,9 @@ generated from grid selections, never listed by hand:
   * holdout: a validation split carved from the training cells (they leave 'train' and form 'val'),
     to choose between variants without looking at the test region: `boundary` = the holdout_width
     layers of training cells nearest the test cells (an extrapolation inside the training region,
-    e.g. the left half's two columns next to the right half), `stride` = every holdout_stride-th training cell (protocols whose test scenes share the
-    training cells and differ in clutter, look or view). Reported runs train with holdout none.
+    e.g. the left half's two columns next to the right half), `stride` = every holdout_stride-th
+    training cell (protocols whose test scenes share the training cells and differ in clutter, look
+    or view). Reported runs train with holdout none.
 """
 from __future__ import annotations
 
