@@ -12,6 +12,7 @@ re-arranged for the grid: the bowl goes to the cell, the plate to `plate_xy` (gr
 len(distractor_bodies) clutter objects to `spec["distractors"]`, and every other listed object is parked
 out of view. Without `bowl_xy` the task's own LIBERO init state (chosen by the seed) is used unchanged.
 `theta`, `phi` orbit the camera about `look_at` exactly as the built-in scene does (Camera.orbit).
+`appearance` (fields of `LiberoAppearance`) changes the table, walls, floor and lights of that one scene.
 
 Execution is a teleport servo: the arm joints are set by IK so that the grip site is at the target with
 the gripper pointing down, a grasped bowl moves rigidly with the hand, and then physics runs
@@ -23,7 +24,7 @@ import importlib.util
 import math
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,45 @@ def quiet_robosuite_import() -> None:
 _DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 
+@dataclass(frozen=True)
+class LiberoAppearance:
+    """How a LIBERO scene looks: spec['appearance'], i.e. a protocol's train/test_appearance (the paper's
+    new-environment test). None keeps the task's own value. Colours are rgb in [0, 1] that multiply the
+    surface's texture. Every reset first restores the task's look, so nothing leaks into the next scene."""
+    table_material: str | None = None    # a material of the model drawn on the table top instead of its
+                                         # own, e.g. 'floorplane' (dark wood planks), 'walls_mat' (plaster)
+    table_rgb: tuple | None = None
+    wall_rgb: tuple | None = None        # the walls: the background above the table in agentview
+    floor_rgb: tuple | None = None       # visible from the viewpoint grid's lower views only
+    light_diffuse: float | None = None   # both scene lights (spot lights 3 m above the table; task: 0.8)
+    light_ambient: float | None = None   # both scene lights (task: 0)
+    light_dir: tuple | None = None       # where both lights point, world frame (task: (0, -0.15, -0.99))
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "LiberoAppearance":
+        values = dict(spec.get("appearance", {}))
+        names = [f.name for f in fields(cls)]
+        unknown = set(values) - set(names)
+        if unknown:
+            raise ValueError(f"LIBERO appearance has no {sorted(unknown)}; fields: {names}")
+        for key in ("table_rgb", "wall_rgb", "floor_rgb", "light_dir"):
+            if values.get(key) is None:
+                continue
+            v = np.asarray(values[key], dtype=np.float64)
+            if v.shape != (3,) or not np.isfinite(v).all() or (key == "light_dir" and not v.any()):
+                raise ValueError(f"LIBERO appearance {key} needs 3 finite values (a direction: not all 0); "
+                                 f"got {values[key]}")
+            # MuJoCo draws a textured geom whose rgba is (0.5, 0.5, 0.5, 1) in its material's colour
+            if key != "light_dir" and (v.min() < 0 or v.max() > 1 or (v == 0.5).all()):
+                raise ValueError(f"LIBERO appearance {key} needs rgb in [0, 1], not (0.5, 0.5, 0.5) "
+                                 f"(MuJoCo reads that as 'no tint'); got {values[key]}")
+            values[key] = tuple(float(x) for x in (v / np.linalg.norm(v) if key == "light_dir" else v))
+        for key in ("light_diffuse", "light_ambient"):
+            if values.get(key) is not None and not 0 <= values[key] <= 1:
+                raise ValueError(f"LIBERO appearance {key} needs a level in [0, 1], got {values[key]}")
+        return cls(**values)
+
+
 @dataclass
 class LiberoConfig(EnvConfig):
     type: str = "libero"
@@ -59,6 +99,9 @@ class LiberoConfig(EnvConfig):
     bowl: str = "akita_black_bowl_1_main"
     plate: str = "plate_1_main"
     table_geom: str = "table_collision"  # support_z = top of this geom
+    table_visual: str = "table_visual"   # appearance: the drawn table top (table_material, table_rgb)
+    floor_geom: str = "floor"            # appearance: floor_rgb
+    wall_material: str = "walls_mat"     # appearance: every geom drawn with it takes wall_rgb
     grid_center: list[float] = field(default_factory=lambda: [-0.105, 0.0])   # world xy of grid (0, 0)
     grid_yaw: float = 180.0              # degrees, grid frame -> world about +z
     plate_xy: list[float] = field(default_factory=lambda: [0.315, -0.38])     # grid frame: world (-0.42, 0.38)
@@ -101,9 +144,9 @@ class LiberoEnv(Env):
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation:
         c, s = self.cfg, self.sim
         spec = dict(spec or {})
-        if "appearance" in spec:                          # ignoring it would test in the training look
-            raise ValueError("the LIBERO scene takes no spec['appearance'] (new environment: env=tabletop only)")
+        look = LiberoAppearance.from_spec(spec)           # before any change: a bad field leaves the scene alone
         s.reset(c.init_state if "bowl_xy" in spec else (seed or 0))
+        s.set_look(look, c.table_visual, c.floor_geom, c.wall_material)   # the model outlives resets: every time
         if "bowl_xy" in spec:
             self._arrange(spec)
         theta, phi = float(spec.get("theta", 0.0)), float(spec.get("phi", 0.0))

