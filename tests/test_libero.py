@@ -17,6 +17,7 @@ from video_para.config import load_config  # noqa: E402
 from video_para.envs import ENVS  # noqa: E402
 from video_para.envs.expert import run_expert  # noqa: E402
 from video_para.envs.libero import LiberoConfig, LiberoEnv  # noqa: E402
+from video_para.envs.libero_sim import HIDDEN_GROUP  # noqa: E402
 from video_para.eval.rollout import rollout  # noqa: E402
 from video_para.models.policy import ActionChunk  # noqa: E402
 from video_para.scenes import load_protocol, specs  # noqa: E402
@@ -222,3 +223,26 @@ def test_expert_succeeds_in_the_new_environment(env):
     ep, ok = run_expert(env, spec, seed=0)
     print(f"\n[libero] expert in the new environment: success {ok}, {len(ep)} frames")
     assert ok
+
+
+def test_hiding_parked_objects_leaves_every_frame_unchanged(env):
+    """Parked objects are out of view, so not drawing them (env.render_parked=false, the default: ~15%
+    of a CPU frame) must give the same frames bit for bit: at the task's view and every viewpoint of
+    the hemisphere's widest ring, with clutter on the table, and after a step."""
+    p = load_protocol("libero_hemisphere")
+    scenes = [{"bowl_xy": [0.1, 0.2], "distractors": [[-0.1, -0.2]]},
+              *({"bowl_xy": [0.0, 0.0], "theta": p.thetas[-1], "phi": phi} for phi in p.phis)]
+    frames = {}
+    env.reset(scenes[0], seed=0)          # every pass then starts after an open gripper (robosuite ramps the
+    env.step(env.sim.ee()[0], 0.0)        # finger command from the last episode's: see the new-environment test)
+    for draw in (True, False):
+        env.cfg.render_parked = draw
+        for i, spec in enumerate(scenes):
+            obs = env.reset(spec, seed=0)
+            assert (env.sim.m.geom_group == HIDDEN_GROUP).any() != draw
+            frames[draw, i] = obs.images[env.cfg.camera]
+            frames[draw, i, "step"] = env.step(obs.ee_pos + [0.05, 0.05, -0.05], 0.0).images[env.cfg.camera]
+    env.cfg.render_parked = False
+    for key in frames:
+        if key[0]:
+            np.testing.assert_array_equal(frames[(False, *key[1:])], frames[key])
