@@ -177,7 +177,10 @@ def test_hdf5_demo_import_takes_the_simulators_calibration(env, tmp_path):
         g["obs/gripper_states"] = np.full((2, 2), 0.04)
         g["actions"] = np.zeros((2, 7))
     from video_para.data.libero_hdf5 import main
+    before = env.sim.render()
     ep = LeRobotSource(main([str(tmp_path / "demo.hdf5"), "--out", str(tmp_path / "ds")])).load_episode(0)
+    np.testing.assert_array_equal(env.sim.render(), before)     # the converter's simulator (its own GL context)
+                                                                # came and went: this env still draws its scene
     track = ep.cameras["agentview"]
     assert np.allclose(track.K[0], env.base_camera.K) and np.allclose(track.world_from_cam[0], env.base_camera.world_from_cam)
     assert abs(ep.support_z - env.support_z) < 1e-9

@@ -236,6 +236,9 @@ class LiberoSim:
         mujoco.mj_camlight(self.m, self.d)
 
     def render(self) -> np.ndarray:
+        # another LIBERO env built (or closed) in this process since leaves its own GL context current (or
+        # none): robosuite would then draw into the wrong one and read back uninitialised memory
+        self.sim._render_context_offscreen.gl_ctx.make_current()
         return np.ascontiguousarray(self.sim.render(width=self.width, height=self.height,
                                                     camera_name=self.camera_name)[::-1])
 
