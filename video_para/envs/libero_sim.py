@@ -86,7 +86,19 @@ class LiberoSim:
 
     # -- state ------------------------------------------------------------------------------
     def reset(self, init_index: int) -> None:
-        self.wrapper.reset()
+        """LIBERO init state `init_index`, the same scene whatever ran before."""
+        # LIBERO re-samples the fixtures' poses (cabinet, stove: ~1 cm, a few degrees), which the init
+        # states do not hold, from numpy's global RNG on every reset: one seed per init state, the
+        # caller's RNG left as it was
+        rng = np.random.get_state()
+        np.random.seed(init_index)
+        try:
+            self.wrapper.reset()
+        finally:
+            np.random.set_state(rng)
+        # robosuite ramps the finger command from its last value, which a soft reset keeps: start fully
+        # open (PandaGripper ramps `current_action` towards [1, -1] while opening)
+        self.robot.gripper.current_action = np.array([1.0, -1.0])
         self.wrapper.set_init_state(self.init_states[init_index % len(self.init_states)])
 
     def forward(self) -> None:
