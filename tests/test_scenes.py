@@ -84,3 +84,16 @@ def test_holdout_errors_name_the_protocol():
         specs(load_protocol("left_right"), "val")
     with pytest.raises(ValueError, match="distractors.*overlap.*stride"):
         specs(load_protocol("distractors", ["holdout=boundary"]), "val")
+
+
+def test_init_state_protocols_list_the_envs_own_scenes_instead_of_grid_cells():
+    p = load_protocol("libero_init_states", ["train_init_states=[0,1]", "test_init_states=[2]", "thetas=[0,10]",
+                                             "phis=[0,90]", "train_theta_max=0"])
+    assert specs(p, "train") == [{"init_state": k, "theta": 0.0, "phi": 0.0} for k in (0, 1)]
+    assert specs(p, "test") == [{"init_state": 2, "theta": 10.0, "phi": phi} for phi in (0.0, 90.0)]   # views apply
+    with pytest.raises(ValueError, match="libero_init_states.*no validation split"):
+        specs(p, "val")
+    with pytest.raises(ValueError, match="go together"):
+        load_protocol("libero_init_states", ["test_init_states=[]"])
+    with pytest.raises(ValueError, match="no holdout or distractors"):
+        load_protocol("libero_init_states", ["test_distractors=1"])

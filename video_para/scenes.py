@@ -18,7 +18,10 @@ generated from grid selections, never listed by hand:
     layers of training cells nearest the test cells (an extrapolation inside the training region,
     e.g. the left half's two columns next to the right half), `stride` = every holdout_stride-th
     training cell (protocols whose test scenes share the training cells and differ in clutter, look
-    or view). Reported runs train with holdout none.
+    or view). Reported runs train with holdout none;
+  * init states: train_init_states / test_init_states list the env's own initial scenes (LIBERO's init
+    states, spec['init_state']) to use instead of grid cells, e.g. to train and test on the task's own
+    layout; views and appearance still apply, grid keys (bowl_xy, cell) are absent.
 """
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ class ProtocolConfig:
     test_distractors: int = 0
     train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
     test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
+    train_init_states: list[int] = field(default_factory=list)   # the env's own initial scenes instead of
+    test_init_states: list[int] = field(default_factory=list)    # grid cells (LIBERO init state indices)
     holdout: str = "none"                # validation split carved from the training cells: none | boundary | stride
     holdout_width: int = 1               # boundary: layers of cells (by grid distance to the test cells)
     holdout_stride: int = 4              # stride: every k-th training cell
@@ -72,6 +77,10 @@ class ProtocolConfig:
             raise ValueError(f"protocol '{self.name}': holdout_width must be >= 1, got {self.holdout_width}")
         if self.holdout_stride < 2:
             raise ValueError(f"protocol '{self.name}': holdout_stride must be >= 2, got {self.holdout_stride}")
+        if bool(self.train_init_states) != bool(self.test_init_states):
+            raise ValueError(f"protocol '{self.name}': train_init_states and test_init_states go together")
+        if self.train_init_states and (self.holdout != "none" or self.train_distractors or self.test_distractors):
+            raise ValueError(f"protocol '{self.name}': init states are whole scenes: no holdout or distractors")
 
 
 def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> ProtocolConfig:
@@ -128,11 +137,16 @@ def cell_xy(p: ProtocolConfig, r: int, c: int) -> list[float]:
 
 def specs(p: ProtocolConfig, split: str) -> list[dict]:
     """Scene specs of a split ('train', 'val' = the holdout carved from the training cells, or 'test');
-    each carries its grid cell and viewpoint. Validation scenes look like training scenes (views,
-    clutter, appearance)."""
+    each carries its grid cell (or init state) and viewpoint. Validation scenes look like training scenes
+    (views, clutter, appearance)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
-    cells = _split_cells(p, split)
+    if p.train_init_states:
+        if split == "val":
+            raise ValueError(f"protocol '{p.name}' lists init states: it has no validation split")
+        places = p.test_init_states if split == "test" else p.train_init_states
+    else:
+        places = _split_cells(p, split)
     training_like = split != "test"
     views = [(t, f) for t in p.thetas for f in (p.phis if t > 0 else p.phis[:1])]
     multi_view = len(views) > 1
@@ -143,9 +157,10 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
     appearance = p.train_appearance if training_like else p.test_appearance
     out = []
     for theta, phi in views:
-        for r, c in cells:
+        for place in places:
             for k in range(p.demos_per_cell if split == "train" else 1):
-                spec = {"bowl_xy": cell_xy(p, r, c), "cell": [r, c], "theta": theta, "phi": phi}
+                spec = {"init_state": place} if p.train_init_states else {"bowl_xy": cell_xy(p, *place), "cell": list(place)}
+                spec.update(theta=theta, phi=phi)
                 n_clutter = p.train_distractors if training_like else p.test_distractors
                 if n_clutter:
                     spec["distractors"] = _distractors(n_clutter, p, spec["bowl_xy"], rng)

@@ -10,7 +10,8 @@ from the camera, y is lateral with +y on the image's left, metres. A grid point 
 the table top, read from the table's collision geom. With `bowl_xy` in the spec the scene is
 re-arranged for the grid: the bowl goes to the cell, the plate to `plate_xy` (grid frame), up to
 len(distractor_bodies) clutter objects to `spec["distractors"]`, and every other listed object is parked
-out of view. Without `bowl_xy` the task's own LIBERO init state (chosen by the seed) is used unchanged.
+out of view. `init_state: k` picks LIBERO's init state k (a protocol's train/test_init_states: the task's
+own layouts, as the LIBERO benchmark evaluates it); without it and without `bowl_xy` the seed picks one.
 `theta`, `phi` orbit the camera about `look_at` exactly as the built-in scene does (Camera.orbit).
 `appearance` (fields of `LiberoAppearance`) changes the table, walls, floor and lights of that one scene.
 
@@ -43,7 +44,7 @@ def quiet_robosuite_import() -> None:
 
 
 # grip-site axes in the world: z down, x (the fingers' closing axis) along world x, radial to a rim
-# grasped on the robot's side of the bowl
+# grasped on the robot's side of the bowl or on the far side
 _DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 
@@ -97,7 +98,7 @@ class LiberoConfig(EnvConfig):
     render_parked: bool = False          # draw parked objects: they are out of view (same frames), but CPU
                                          # rendering still pays for their triangles (~10 ms per 128² frame)
     fps: float = 10.0
-    init_state: int = 0                  # LIBERO init state for grid scenes (others: seed picks one)
+    init_state: int = 0                  # LIBERO init state grid scenes start from (spec init_state overrides)
     bowl: str = "akita_black_bowl_1_main"
     plate: str = "plate_1_main"
     table_geom: str = "table_collision"  # support_z = top of this geom
@@ -115,6 +116,9 @@ class LiberoConfig(EnvConfig):
     settle_steps: int = 1                # 20 Hz control steps of physics after each teleport
     gripper_steps: int = 12              # at most this many more while the fingers move
     grasp_depth: float = 0.02            # expert: grip site this far below the bowl rim
+    finger_reach: float = 0.045          # expert: the open finger pads' outer faces from the grip site; a
+                                         # distractor body nearer the robot-side grasp than this moves the
+                                         # grasp to the far side of the rim
     lift_height: float = 0.16            # expert: carry height above the table
     place_height: float = 0.07           # expert: release height of the grip site above the table
 
@@ -147,7 +151,7 @@ class LiberoEnv(Env):
         c, s = self.cfg, self.sim
         spec = dict(spec or {})
         look = LiberoAppearance.from_spec(spec)           # before any change: a bad field leaves the scene alone
-        s.reset(c.init_state if "bowl_xy" in spec else (seed or 0))
+        s.reset(spec.get("init_state", c.init_state if "bowl_xy" in spec else (seed or 0) % len(s.init_states)))
         s.set_look(look, c.table_visual, c.floor_geom, c.wall_material)   # the model outlives resets: every time
         if "bowl_xy" in spec:
             self._arrange(spec)
@@ -213,13 +217,15 @@ class LiberoEnv(Env):
         return float(np.linalg.norm(self.sim.body_pos(self.cfg.bowl)[:2] - self.sim.body_pos(self.cfg.plate)[:2]))
 
     def expert_waypoints(self, rng: np.random.Generator):
-        """Rim grasp on the robot's side of the bowl, lift, carry over the plate, lower, release. The
-        place target uses the bowl's offset in the hand measured after the grasp (the bowl shifts while
-        the fingers close), so it is computed when the lift waypoint is reached."""
+        """Rim grasp on the robot's side of the bowl (on the far side when another object crowds it), lift,
+        carry over the plate, lower, release. The place target uses the bowl's offset in the hand measured
+        after the grasp (the bowl shifts while the fingers close), so it is computed when the lift waypoint
+        is reached."""
         c, s, z = self.cfg, self.sim, self.support_z
         bowl = s.body_pos(c.bowl)
         rim_top = s.top_z(c.bowl)
-        grasp = np.r_[bowl[0] - self.bowl_radius, bowl[1] + rng.normal(0, 0.003), rim_top - c.grasp_depth]
+        grasp = np.r_[bowl[0] + self._rim_side(bowl, rim_top - c.grasp_depth) * self.bowl_radius,
+                      bowl[1] + rng.normal(0, 0.003), rim_top - c.grasp_depth]
         lift = z + c.lift_height + rng.uniform(-0.01, 0.01)
 
         def over_plate():
@@ -227,6 +233,21 @@ class LiberoEnv(Env):
             return s.body_pos(c.plate)[:2] - offset + rng.normal(0, 0.003, 2)
 
         return pick_and_place(grasp, rim_top + 0.06, lift, over_plate, z + c.place_height)
+
+    def _rim_side(self, bowl: np.ndarray, grasp_z: float) -> float:
+        """-1: grasp the rim on the robot's side (x, the fingers' closing axis); +1: the far side, when a
+        distractor body is within finger_reach of the robot-side grasp, farther from the far one, and the arm
+        reaches it (not at the grid's far edge). LIBERO's own layouts put the ramekin right behind the bowl,
+        where the outer finger would come down on it."""
+        c, s = self.cfg, self.sim
+
+        def room(side: float) -> float:
+            grasp = bowl[:2] + [side * self.bowl_radius, 0.0]
+            return min((np.linalg.norm(s.body_pos(b)[:2] - grasp) - s.body_radius(b) for b in c.distractor_bodies),
+                       default=np.inf)
+
+        crowded = room(-1.0) < min(c.finger_reach, room(1.0))
+        return 1.0 if crowded and s.reaches(np.r_[bowl[0] + self.bowl_radius, bowl[1], grasp_z], _DOWN) else -1.0
 
     # -- observation ------------------------------------------------------------------------
     def observe(self) -> Observation:

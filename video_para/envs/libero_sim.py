@@ -46,6 +46,7 @@ class LiberoSim:
         task = tasks.get_task(task_id)
         self.language = task.language
         self.init_states = tasks.get_task_init_states(task_id)
+        self.task_name = f"{suite} task {task_id}"
         bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
         # camera obs are rendered by us, only when observed (robosuite would render on every control step)
         self.wrapper = OffScreenRenderEnv(bddl_file_name=bddl, camera_names=[camera], camera_heights=height,
@@ -87,6 +88,9 @@ class LiberoSim:
     # -- state ------------------------------------------------------------------------------
     def reset(self, init_index: int) -> None:
         """LIBERO init state `init_index`, the same scene whatever ran before."""
+        n = len(self.init_states)
+        if not isinstance(init_index, (int, np.integer)) or not 0 <= init_index < n:
+            raise ValueError(f"LIBERO {self.task_name} has init states 0..{n - 1}, got {init_index!r}")
         # LIBERO re-samples the fixtures' poses (cabinet, stove: ~1 cm, a few degrees), which the init
         # states do not hold, from numpy's global RNG on every reset: one seed per init state, the
         # caller's RNG left as it was
@@ -99,7 +103,7 @@ class LiberoSim:
         # robosuite ramps the finger command from its last value, which a soft reset keeps: start fully
         # open (PandaGripper ramps `current_action` towards [1, -1] while opening)
         self.robot.gripper.current_action = np.array([1.0, -1.0])
-        self.wrapper.set_init_state(self.init_states[init_index % len(self.init_states)])
+        self.wrapper.set_init_state(self.init_states[init_index])
 
     def forward(self) -> None:
         self.sim.forward()
@@ -179,6 +183,15 @@ class LiberoSim:
         self.d.qvel[self.arm_v] = 0
         self.forward()
         return float(np.linalg.norm(target - self.d.site_xpos[self.site]))
+
+    def reaches(self, target, R_target, tol: float = 1e-3) -> bool:
+        """Whether the IK, from the arm's current joints, puts the grip site within `tol` (m) of (target,
+        R_target); the arm stays where it is."""
+        q = self.d.qpos[self.arm_q].copy()
+        _, err, _ = self.ik.solve(q, target, R_target, iterations=100, damping=1e-4, tolerance=1e-5)
+        self.d.qpos[self.arm_q] = q
+        self.forward()
+        return err <= tol
 
     def hold(self, gripper: float, steps: int) -> None:
         """Physics for `steps` control periods (no rendering) with the arm held kinematically at its
