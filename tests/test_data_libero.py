@@ -40,6 +40,18 @@ def test_libero_import_flips_and_maps(tmp_path):
     np.testing.assert_allclose(eps[0].action[:-1, :3], eps[0].ee_pos[1:])
 
 
+def test_stride_keeps_every_kth_frame_at_the_divided_rate(tmp_path):
+    write_demo(tmp_path / "demo.hdf5")
+    ep = load_libero_hdf5(tmp_path / "demo.hdf5", K, np.eye(4), stride=2)[1]
+    assert len(ep) == 3 and ep.fps == 10.0                                      # frames 0, 2, 4 of 20 Hz
+    np.testing.assert_allclose(ep.timestamps, [0, 0.1, 0.2])
+    np.testing.assert_allclose(ep.ee_pos[:, 0], 1 + np.array([0, 2, 4]) * 0.1)
+    np.testing.assert_allclose(ep.gripper, [0, 0.5, 1.0])
+    np.testing.assert_allclose(ep.action[:-1, :3], ep.ee_pos[1:])               # the next kept frame
+    with pytest.raises(ValueError, match="stride"):
+        load_libero_hdf5(tmp_path / "demo.hdf5", K, np.eye(4), stride=0)
+
+
 def test_missing_field_is_named(tmp_path):
     write_demo(tmp_path / "bad.hdf5", drop="obs/ee_pos")
     with pytest.raises(EpisodeError, match=r"episode 0 \(demo_0\).*ee_pos"):
@@ -92,8 +104,9 @@ def write_libero_file(path, lengths=(14, 16, 18)) -> dict:
 
 def test_documented_convert_then_train_chain_trains_on_the_files_demos(tmp_path, monkeypatch, capsys):
     """The docs' two commands on a LIBERO-format file, the simulator's calibration stubbed (the only step
-    needing the libero extra): the converter writes the file's demos with that calibration and
-    instruction, and finetune on the converted folder trains on exactly those demos."""
+    needing the libero extra): the converter writes every 2nd frame of the file's 20 Hz demos (the LIBERO
+    env's 10 Hz, written as the dataset's fps) with that calibration and instruction, and finetune on the
+    converted folder trains on exactly those frames."""
     from video_para.data import libero_hdf5
     from video_para.data.lerobot import LeRobotSource
     from video_para.models import Policy
@@ -104,15 +117,16 @@ def test_documented_convert_then_train_chain_trains_on_the_files_demos(tmp_path,
         return [a.replace("PATH/", f"{tmp_path}/").replace("data/libero_spatial_task0", f"{tmp_path}/converted")
                 for a in args]
 
-    raw = write_libero_file(tmp_path / TASK_FILE)
+    raw = {k: [a[::2] for a in v] for k, v in write_libero_file(tmp_path / TASK_FILE).items()}   # 14-18 frames
     asked = []
     monkeypatch.setattr(libero_hdf5, "simulator_calibration", lambda *a: asked.append(a) or (CAMERA, SUPPORT_Z))
     out = libero_hdf5.main(on_disk(documented("python -m video_para.data.libero_hdf5 ")))
     assert asked == [("libero_spatial", 0, "agentview", SIDE, SIDE)] and out == tmp_path / "converted"
-    assert f"3 episodes (14-18 frames) of '{INSTRUCTION}'" in capsys.readouterr().out
+    assert f"3 episodes (7-9 frames at 10 Hz, 1 in 2 of the file's 20 Hz) of '{INSTRUCTION}'" in capsys.readouterr().out
     src = LeRobotSource(out)
     ep = src.load_episode(2)
     assert len(src) == 3 and ep.task == INSTRUCTION and ep.support_z == SUPPORT_Z
+    assert src.fps == ep.fps == 10.0 and json.loads((out / "meta" / "info.json").read_text())["fps"] == 10
     np.testing.assert_allclose(ep.cameras["agentview"].K[0], CAMERA.K)
     np.testing.assert_allclose(ep.ee_pos, raw["ee"][2], atol=1e-6)
 

@@ -178,7 +178,8 @@ def test_hdf5_demo_import_takes_the_simulators_calibration(env, tmp_path):
         g["actions"] = np.zeros((2, 7))
     from video_para.data.libero_hdf5 import main
     before = env.sim.render()
-    ep = LeRobotSource(main([str(tmp_path / "demo.hdf5"), "--out", str(tmp_path / "ds")])).load_episode(0)
+    out = main([str(tmp_path / "demo.hdf5"), "--out", str(tmp_path / "ds"), "--stride", "1"])   # both frames
+    ep = LeRobotSource(out).load_episode(0)
     np.testing.assert_array_equal(env.sim.render(), before)     # the converter's simulator (its own GL context)
                                                                 # came and went: this env still draws its scene
     track = ep.cameras["agentview"]
