@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ["finetune.py", "pretrain.py", "eval.py", "deploy.py", "-m video_para.suite", "-m video_para.quickstart",
           "-m video_para.data.generate", "-m video_para.so100.dryrun"]
-OTHER = ["-m video_para.bench", *(f"-m video_para.bench {n}" for n in ("backbones", "data", "gpu", "heads", "sim", "train")),
+OTHER = ["-m video_para.bench",
+         *(f"-m video_para.bench {n}" for n in ("backbones", "data", "gpu", "heads", "libero", "sim", "train")),
          "-m video_para.so100.bench", "-m video_para.so100.calibrate", "-m video_para.so100.convert",
          "-m video_para.data.libero_hdf5"]
 
