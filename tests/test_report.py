@@ -120,3 +120,11 @@ def test_eval_cli_on_a_policy_copied_out_of_its_run_uses_the_run_it_carries(tmp_
     assert "policy/config.json (flags override them)" in out
     assert "left_right/test (tabletop env): 1 episodes, re-plan every 5 steps, at most 3 steps, seed 3" in out
     assert (tmp_path / "copied" / "eval" / "left_right_test" / "results.md").exists()
+
+
+def test_init_state_scenes_get_no_distance_plot(tmp_path):
+    """LIBERO init-state scenes have no grid cell: no success-vs-distance plot (and no KeyError)."""
+    from video_para.eval.report import plot_protocol
+    p = load_protocol("libero_init_states")
+    res = RolloutResult([EpisodeResult(s, True, 10) for s in specs(p, "test")])
+    assert plot_protocol({"PARA": res}, p, tmp_path) is None and not list(tmp_path.iterdir())

@@ -85,3 +85,13 @@ def test_bounding_box_culling_renders_the_same_image(env, monkeypatch):
     monkeypatch.setattr(raster.Rays, "window", lambda self, p: (slice(None), slice(None)))
     full, full_mask = env.render()
     assert np.array_equal(culled, full) and np.array_equal(mask, full_mask)
+
+
+def test_init_states_are_refused_and_an_unreachable_waypoint_stops_the_expert(env, monkeypatch):
+    with pytest.raises(ValueError, match="no init states"):
+        env.reset({"init_state": 3})
+    # a waypoint out of reach: the servo leaves the EE short of it, so the walk would never end
+    monkeypatch.setattr(env, "expert_waypoints", lambda rng: iter([(np.array([0.0, 0.0, -5.0]), 0.0)]))
+    monkeypatch.setattr(env, "step", lambda target, g: env.observe())      # the EE stays where it is
+    with pytest.raises(RuntimeError, match="not reached after 50 frames"):
+        run_expert(env, {"bowl_xy": [0.0, 0.1]}, seed=0, max_frames=50)

@@ -84,6 +84,14 @@ class Env(ABC):
         pass
 
 
+def refuse_init_state(spec: dict, env: str) -> None:
+    """Envs without a benchmark's stored init states refuse a spec naming one: a layout drawn from the
+    seed would silently stand in for it."""
+    if "init_state" in spec:
+        raise ValueError(f"the {env} env has no init states (spec init_state={spec['init_state']}); "
+                         "they are LIBERO's: env=@env/libero")
+
+
 def kinematic_grasp(obj: np.ndarray, ee: np.ndarray, held: np.ndarray | None, was_closed: bool, closed: bool,
                     graspable: Callable[[], bool], rest_z: Callable[[np.ndarray], float]):
     """Grasping in a teleport-servo env without contact dynamics: the gripper closing on a graspable

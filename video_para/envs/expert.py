@@ -29,8 +29,10 @@ def pick_and_place(grasp, approach_z: float, lift_z: float, place_xy, place_z: f
     yield np.r_[over, lift_z], 0.0
 
 
-def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float = 0.03) -> tuple[Episode, bool]:
-    """Roll the expert out from `spec`; return the recorded episode and whether it succeeded."""
+def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float = 0.03,
+               max_frames: int = 1000) -> tuple[Episode, bool]:
+    """Roll the expert out from `spec`; return the recorded episode and whether it succeeded. A waypoint
+    the EE cannot reach (IK leaves the closest pose) would loop forever: `max_frames` stops it."""
     rng = np.random.default_rng(seed)
     obs = env.reset(spec, seed)
     ee, grip, actions = [], [], []
@@ -50,6 +52,9 @@ def run_expert(env: Env, spec: dict, seed: int, index: int = 0, max_step: float 
             dist = np.linalg.norm(delta)
             step = obs.ee_pos + (delta if dist <= max_step else delta * max_step / dist)
             record(obs, [*step, g])
+            if len(ee) > max_frames:
+                raise RuntimeError(f"scripted expert: waypoint {np.round(target, 3).tolist()} (gripper {g}) not "
+                                   f"reached after {max_frames} frames on spec {spec} (seed {seed})")
             obs = env.step(step, g)
             if dist <= max_step and obs.gripper == g:
                 break

@@ -28,7 +28,7 @@ from ..geometry import Camera, switch_mujoco_axes
 from ..robots.so100.kinematics import ARM_JOINTS, HOME_JOINTS, ArmKinematics, bundled_model_path, import_mujoco
 from ..robots.so100.robot import GripperMap, action_to_motors, command_to_action, motors_to_obs
 from ..robots.so100.safety import SafeIK, SafetyConfig
-from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp
+from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp, refuse_init_state
 from .expert import pick_and_place
 
 
@@ -121,6 +121,7 @@ class SO100SimEnv(Env):
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation:
         c, rng = self.cfg, np.random.default_rng(seed)
         self.spec = dict(spec or {})
+        refuse_init_state(self.spec, "SO-100")
         cube_xy = self.spec.get("bowl_xy", rng.uniform(c.cube_min, c.cube_max))
         self.cube = np.array([*cube_xy, c.support_z + c.cube_size / 2], dtype=np.float64)
         self.target = np.array([*self.spec.get("target_xy", c.target_xy), c.support_z])

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
-from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp
+from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp, refuse_init_state
 from .expert import pick_and_place
 from .raster import Cylinder, Disc, Rays, Sphere, render
 
@@ -79,6 +79,7 @@ class TabletopEnv(Env):
     def reset(self, spec: dict | None = None, seed: int | None = None) -> Observation:
         c, rng = self.cfg, np.random.default_rng(seed)
         self.spec = dict(spec or {})
+        refuse_init_state(self.spec, "tabletop")
         bowl_xy = self.spec.get("bowl_xy", rng.uniform([-0.2, -0.3], [0.14, 0.3]))
         self.bowl = np.array([*bowl_xy, c.support_z], dtype=np.float64)          # base centre
         self.plate = np.array([*self.spec.get("plate_xy", c.plate_xy), c.support_z])

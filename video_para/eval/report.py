@@ -88,11 +88,11 @@ def write_json(path: Path, data) -> Path:
 def plot_protocol(results: dict, protocol: ProtocolConfig, out_dir: Path, name: str = "", split: str = "test") -> Path | None:
     """The paper's plot of `results` (method -> RolloutResult) on a protocol's `split`: success per viewpoint
     on a viewpoint grid (<name or 'viewpoints'>.png), else success against the distance from the nearest
-    training position (<name or 'success_vs_distance'>.png; test split only, else None)."""
+    training position (<name or 'success_vs_distance'>.png; test split of grid scenes only, else None)."""
     train = specs(protocol, "train")
     if len(protocol.thetas) > 1:
         return plot_viewpoints(results, train, out_dir / f"{name or 'viewpoints'}.png")
-    if split != "test":
+    if split != "test" or "bowl_xy" not in train[0]:      # init-state scenes: no grid to measure distance on
         return None
     return plot_success_vs_distance(results, train, out_dir / f"{name or 'success_vs_distance'}.png")
 
