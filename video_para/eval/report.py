@@ -92,7 +92,7 @@ def plot_protocol(results: dict, protocol: ProtocolConfig, out_dir: Path, name: 
     train = specs(protocol, "train")
     if len(protocol.thetas) > 1:
         return plot_viewpoints(results, train, out_dir / f"{name or 'viewpoints'}.png")
-    if split != "test" or "bowl_xy" not in train[0]:      # init-state scenes: no grid to measure distance on
+    if split != "test" or protocol.train_init_states:      # init-state scenes: no grid to measure distance on
         return None
     return plot_success_vs_distance(results, train, out_dir / f"{name or 'success_vs_distance'}.png")
 
