@@ -127,6 +127,22 @@ def test_joint_step_encodes_each_frame_once_and_rejects_a_clip_not_starting_at_t
         bb(torch.rand(2, 3, 32, 32), torch.tensor([[3.0, 4.0], [20.0, 30.0]]), clip=clip)
 
 
+@pytest.mark.parametrize("feature_frames, unet_batch", [(0, 2 * 3), (1, 2 * 1)])
+def test_feature_pass_runs_the_unet_on_feature_frames_and_the_loss_on_every_clip_frame(feature_frames, unet_batch):
+    torch.manual_seed(0)
+    bb = SvdBackbone(tiny(n_frames=3, feature_frames=feature_frames, frame_reduction="learned"), (32, 32)).train()
+    batches = []
+    bb.unet.conv_in.register_forward_hook(lambda m, a, o: batches.append(a[0].shape[0]))
+    image = torch.rand(2, 3, 32, 32)
+    clip = torch.stack([image, torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)], 1)
+    out = bb(image, torch.tensor([[3.0, 4.0], [20.0, 30.0]]), clip=clip)
+    assert batches == [unet_batch, 2 * 3]     # feature pass (B x frames), then the diffusion loss (B x 3)
+    assert out.features.shape == (2, bb.out_channels, 8, 8)
+    assert bb.frame_logits.shape == (unet_batch // 2,)
+    with pytest.raises(ValueError, match="feature_frames must be 0"):
+        SvdBackbone(tiny(n_frames=3, feature_frames=4), (32, 32))
+
+
 @pytest.mark.parametrize("aux", [True, False])
 def test_every_trainable_parameter_gets_a_gradient_in_the_joint_step(aux):
     """DDP (find_unused_parameters=False) fails on a trained parameter without a gradient: without the

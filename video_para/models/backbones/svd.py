@@ -3,7 +3,10 @@
 Features: the conditioning (current) image is VAE-encoded, noised to `feature_sigma`, replicated over
 `n_frames` frames and passed once through the UNet with SVD's conditioning (VAE latents of the
 noise-augmented image concatenated on channels, the CLIP image embedding as cross-attention context,
-added time ids fps / motion bucket / noise-aug strength). Forward hooks on `unet.up_blocks[i]`
+added time ids fps / motion bucket / noise-aug strength). `feature_frames` (0: n_frames) sets how many
+frames that pass runs: with frame_reduction first only frame 0 is read, so fewer frames cost less
+(the UNet's temporal layers still see the frames there are; it is a choice of features, like
+feature_sigma, not of weights). Forward hooks on `unet.up_blocks[i]`
 (`tap_blocks`) grab the decoder activations, each resized to `feature_size`^2 and concatenated; the
 UNet pass stops after the last tapped block. Frames are reduced by `frame_reduction`:
   first (default): frame 0, the one aligned with the image whose pixels the head predicts in; later
@@ -44,6 +47,7 @@ class SvdBackboneConfig(BackboneConfig):
     feature_size: int = 64
     frame_reduction: str = "first"     # first | mean | learned (see module docstring)
     feature_sigma: float = 0.5         # noise level of the feature pass (SVD sigmas span ~0.002..700)
+    feature_frames: int = 0            # frames in the feature pass (0: n_frames; see module docstring)
     fps: int = 6                       # added time ids, as the SVD pipeline passes them (fps - 1 there)
     motion_bucket_id: int = 127
     noise_aug_strength: float = 0.02
@@ -52,11 +56,17 @@ class SvdBackboneConfig(BackboneConfig):
     p_std: float = 1.6
     gradient_checkpointing: bool = True
     ae_kl_weight: float = 1.0e-6       # 'autoencoder' stage: KL weight beside the reconstruction MSE
-    TRAINING_ONLY = BackboneConfig.TRAINING_ONLY + ("feature_sigma", "aux_loss", "p_mean", "p_std", "ae_kl_weight",
+    TRAINING_ONLY = BackboneConfig.TRAINING_ONLY + ("feature_sigma", "feature_frames", "aux_loss", "p_mean", "p_std", "ae_kl_weight",
                                                     "gradient_checkpointing")
 
     def clip_frames(self) -> int:
         return self.n_frames
+
+    def frames_in_feature_pass(self) -> int:
+        if not 0 <= self.feature_frames <= self.n_frames:
+            raise ValueError(f"svd backbone: feature_frames must be 0 (all) .. n_frames={self.n_frames}, "
+                             f"got {self.feature_frames}")
+        return self.feature_frames or self.n_frames
 
 
 def edm_preconditioning(sigma: torch.Tensor):
@@ -98,7 +108,8 @@ class SvdBackbone(Backbone):
         self.register_buffer("clip_mean", torch.tensor(parts.processor.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("clip_std", torch.tensor(parts.processor.image_std).view(1, 3, 1, 1), persistent=False)
         self.keypoint = nn.Parameter(torch.randn(self.unet.config.block_out_channels[0]) * 0.1)
-        self.frame_logits = nn.Parameter(torch.zeros(cfg.n_frames)) if cfg.frame_reduction == "learned" else None
+        self.feature_frames = cfg.frames_in_feature_pass()
+        self.frame_logits = nn.Parameter(torch.zeros(self.feature_frames)) if cfg.frame_reduction == "learned" else None
         for part in (self.vae, self.image_encoder):
             part.requires_grad_(False)
         if cfg.gradient_checkpointing:
@@ -209,7 +220,7 @@ class SvdBackbone(Backbone):
     def forward(self, image, start_pixel, clip=None) -> BackboneOutput:
         self.check_inputs(image, start_pixel)
         self._set_attention(image.device)
-        B, T = image.shape[0], self.cfg.n_frames
+        B, T = image.shape[0], self.feature_frames
         context, cond, time_ids = self._condition(image)
         with_aux = clip is not None and self.training and self._aux
         if with_aux:    # frame 0 of the clip is the image: encode every frame once, reuse the conditioning
