@@ -174,3 +174,39 @@ def test_every_committed_suite_resolves_every_run(name, tmp_path):
             assert [m.name for m in cfg.comparisons[0].methods] == [m for c, m in papers if c == comp]
             assert (papers[comp, "PARA"], papers[comp, "global MLP"]) == {
                 "near_far": (46, 7), "hemisphere": (40, 10), "new_environment": (94, 0)}[comp]
+
+
+def test_comparisons_that_train_alike_train_once(tmp_path, monkeypatch, capsys):
+    """Same training scenes and config, different test scenes (clutter): the second comparison reuses the
+    first one's policy; a comparison with other training scenes trains."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"""
+name: small
+seeds: [0]
+output_dir: {tmp_path / 'out'}
+comparisons:
+  - {{name: clean, protocol: left_right, protocol_overrides: ["rows=2", "cols=4"], episodes: 2,
+     methods: [{{name: PARA, experiment: tiny_para}}]}}
+  - {{name: cluttered, protocol: left_right, protocol_overrides: ["rows=2", "cols=4", "test_distractors=2"], episodes: 2,
+     methods: [{{name: PARA, experiment: tiny_para}}]}}
+  - {{name: wider, protocol: left_right, protocol_overrides: ["rows=2", "cols=6"], episodes: 2,
+     methods: [{{name: PARA, experiment: tiny_para}}]}}
+""")
+    trained = []
+    real = suite.finetune
+    monkeypatch.setattr(suite, "finetune", lambda cfg, **k: trained.append(cfg.data.protocol_overrides) or real(cfg, **k))
+    results = suite.main([str(path), *SMALL])
+    assert trained == [["rows=2", "cols=4"], ["rows=2", "cols=6"]]
+    out = tmp_path / "out"
+    assert results[1]["trained_in"] == str(out / "clean" / "para" / "seed0") and "trained_in" not in results[2]
+    a, b = (json.loads((out / c / "para" / "seed0" / "policy" / "config.json").read_text()) for c in ("clean", "cluttered"))
+    assert (out / "clean/para/seed0/policy/model.safetensors").read_bytes() == \
+        (out / "cluttered/para/seed0/policy/model.safetensors").read_bytes()
+    assert b["run"]["data"]["protocol_overrides"] == ["rows=2", "cols=4", "test_distractors=2"]   # eval.py: its own test
+    assert a["run"]["data"]["protocol_overrides"] == ["rows=2", "cols=4"]
+    clean = load_protocol("left_right", ["rows=2", "cols=4"])
+    cfg = load_config(suite.ExperimentConfig, ["experiment=tiny_para", "eval.every=5"])
+    assert suite.training_key(cfg, clean) == ""          # periodic evaluation rolls out on the test scenes
+    # a second call reports all three as finished (the copy carries its own config.yaml)
+    monkeypatch.setattr(suite, "finetune", lambda *a, **k: pytest.fail("retrained a finished run"))
+    assert [r["successes"] for r in suite.main([str(path), *SMALL])] == [r["successes"] for r in results]

@@ -10,7 +10,9 @@ configs/experiment/ plus overrides, optionally initialised from a pretraining ex
 set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.report_only=true` tabulates what has
 finished so far). A finished run (its result.json) is reused only if its config.yaml equals the config
 requested now, so an interrupted suite continues where it stopped; one made with another config (say
-an earlier train.steps) is re-run, and the keys that differ are printed. Writes <output_dir>/results.md|csv
+an earlier train.steps) is re-run, and the keys that differ are printed. Comparisons that train alike
+(the same training scenes and config, e.g. distractors and new_environment: clean demos, different test
+scenes) train once: the later run copies the earlier one's policy (training_key.json, trained_in.txt). Writes <output_dir>/results.md|csv
 (success with per-seed spread beside the paper's number, and offline errors on held-out demos),
 the paper's plots per comparison, and each run's policy, metrics, videos and overlays.
 """
@@ -35,6 +37,7 @@ from .eval.offline import offline_metrics
 from .eval.report import plot_loss_curves, plot_protocol, success_table, write_json
 from .eval.rollout import EpisodeResult, RolloutResult, rollout
 from .experiment import ExperimentConfig
+from .models.policy import Policy
 from .scenes import load_protocol, specs
 from .training.checkpoint import config_diff
 from .training.cli import finetune
@@ -173,7 +176,10 @@ class Runner:
             print(f"[suite] resolved config of the first run (every run writes its own config.yaml):\n{to_yaml(cfg)}")
             self._shown = True
         t0 = time.time()
-        policy = finetune(cfg, dataset=self.dataset(cfg))
+        key = training_key(cfg, protocol)
+        policy = self.trained_alike(key, cfg, out) or finetune(cfg, dataset=self.dataset(cfg))
+        if key:
+            (out / TRAINING_KEY).write_text(key)
         env = ENVS.build(cfg.env)
         try:
             res = rollout(policy, env, test, cfg.eval.replan_every, cfg.eval.max_steps, seed=seed,
@@ -185,15 +191,52 @@ class Runner:
                   "successes": res.successes, "episodes": len(test), "paper": self.paper(method, protocol, cfg),
                   "offline_test": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
                   "rollouts": [asdict(e) for e in res.episodes]}
+        if (out / TRAINED_IN).exists():
+            result["trained_in"] = (out / TRAINED_IN).read_text()
         write_json(out / "result.json", result)
         print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(test)}")
         return result
+
+    def trained_alike(self, key: str, cfg: ExperimentConfig, out: Path) -> Policy | None:
+        """The policy of a finished run of this suite trained exactly as `cfg` would be (same training_key,
+        e.g. distractors and new_environment both train on the same clean demos), saved into `out` as
+        this run's; None if there is none. Its training time is not counted again."""
+        if not key:
+            return None
+        for found in sorted(self.out.glob(f"*/*/seed{cfg.seed}/{TRAINING_KEY}")):
+            src = found.parent
+            if src == out or found.read_text() != key or not (src / "result.json").exists():
+                continue
+            print(f"[suite] {out}: trained exactly as {src} (same demos, same training config); reusing its policy")
+            policy = Policy.from_pretrained(src / "policy")
+            policy.run = to_dict(cfg)           # eval.py on this copy evaluates as this run does
+            policy.save_pretrained(out / "policy")
+            for name in ("metrics.csv", "run.json"):
+                shutil.copy2(src / name, out / name)
+            (out / "config.yaml").write_text(to_yaml(cfg))
+            (out / TRAINED_IN).write_text(str(src))
+            return policy
+        return None
 
     @staticmethod
     def paper(method: MethodSpec, protocol, cfg: ExperimentConfig):
         if method.paper is not None or not method.paper_from_protocol:
             return method.paper
         return protocol.paper.get(cfg.policy.head.type)
+
+
+TRAINING_KEY, TRAINED_IN = "training_key.json", "trained_in.txt"
+
+
+def training_key(cfg: ExperimentConfig, protocol) -> str:
+    """What the trained weights depend on: the training scenes and the config apart from the protocol's
+    name, evaluation and output folder. '' (never shared) for data that is not simulated here, and when
+    periodic evaluation logs rollouts on the protocol's test scenes during training."""
+    if cfg.data.source != "sim" or cfg.eval.every:
+        return ""
+    config = {k: v for k, v in to_dict(cfg).items() if k not in ("eval", "output_dir")}
+    config["data"] = {k: v for k, v in config["data"].items() if k not in ("protocol", "protocol_overrides")}
+    return json.dumps({"config": config, "train_scenes": specs(protocol, "train")}, sort_keys=True, default=repr)
 
 
 def changes(out: Path, cfg: ExperimentConfig) -> str:
