@@ -4,6 +4,7 @@ import copy
 import av
 import numpy as np
 import pytest
+import torch
 
 from video_para.data import video
 from video_para.data.video import BACKENDS, VideoError, VideoFrames, backend_status, open_video
@@ -98,6 +99,7 @@ _FORKED = {}
 
 
 def _child_reader_is_new() -> tuple[bool, int]:
+    torch.set_num_threads(1)      # as DataLoader workers do: OpenMP's pool does not survive a fork
     frames, parent_reader = _FORKED["frames"], _FORKED["reader"]
     return frames.reader() is not parent_reader, int(frames[5].mean())
 
@@ -110,6 +112,6 @@ def test_forked_worker_opens_its_own_decoder(mp4):
     frames = VideoFrames(path, 0, T, H, W)
     _FORKED.update(frames=frames, reader=frames.reader())
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        new, mean = pool.apply(_child_reader_is_new)
+        new, mean = pool.apply_async(_child_reader_is_new).get(timeout=120)   # a hung worker fails, not stalls
     assert new and mean == int(frames[5].mean())
     assert frames.reader() is _FORKED["reader"]                  # same process: the cached decoder
