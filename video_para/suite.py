@@ -12,7 +12,8 @@ finished so far). A finished run (its result.json) is reused only if its config.
 requested now, so an interrupted suite continues where it stopped; one made with another config (say
 an earlier train.steps) is re-run, and the keys that differ are printed. Comparisons that train alike
 (the same training scenes and config, e.g. distractors and new_environment: clean demos, different test
-scenes) train once: the later run copies the earlier one's policy (training_key.json, trained_in.txt). Writes <output_dir>/results.md|csv
+scenes) train once: the later run copies the earlier one's policy (training_key.json; `trained_in` in its
+result.json). Writes <output_dir>/results.md|csv
 (success with per-seed spread beside the paper's number, and offline errors on held-out demos),
 the paper's plots per comparison, and each run's policy, metrics, videos and overlays.
 """
@@ -177,7 +178,8 @@ class Runner:
             self._shown = True
         t0 = time.time()
         key = training_key(cfg, protocol)
-        policy = self.trained_alike(key, cfg, out) or finetune(cfg, dataset=self.dataset(cfg))
+        source = self.trained_alike(key, cfg.seed, out)
+        policy = copy_trained(source, cfg, out) if source else finetune(cfg, dataset=self.dataset(cfg))
         if key:
             (out / TRAINING_KEY).write_text(key)
         env = ENVS.build(cfg.env)
@@ -191,32 +193,20 @@ class Runner:
                   "successes": res.successes, "episodes": len(test), "paper": self.paper(method, protocol, cfg),
                   "offline_test": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
                   "rollouts": [asdict(e) for e in res.episodes]}
-        if (out / TRAINED_IN).exists():
-            result["trained_in"] = (out / TRAINED_IN).read_text()
+        if source:
+            result["trained_in"] = str(source)
         write_json(out / "result.json", result)
         print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(test)}")
         return result
 
-    def trained_alike(self, key: str, cfg: ExperimentConfig, out: Path) -> Policy | None:
-        """The policy of a finished run of this suite trained exactly as `cfg` would be (same training_key,
-        e.g. distractors and new_environment both train on the same clean demos), saved into `out` as
-        this run's; None if there is none. Its training time is not counted again."""
+    def trained_alike(self, key: str, seed: int, out: Path) -> Path | None:
+        """A finished run of this suite trained exactly as this one would be (same training_key, e.g.
+        distractors and new_environment both train on the same clean demos); None if there is none."""
         if not key:
             return None
-        for found in sorted(self.out.glob(f"*/*/seed{cfg.seed}/{TRAINING_KEY}")):
-            src = found.parent
-            if src == out or found.read_text() != key or not (src / "result.json").exists():
-                continue
-            print(f"[suite] {out}: trained exactly as {src} (same demos, same training config); reusing its policy")
-            policy = Policy.from_pretrained(src / "policy")
-            policy.run = to_dict(cfg)           # eval.py on this copy evaluates as this run does
-            policy.save_pretrained(out / "policy")
-            for name in ("metrics.csv", "run.json"):
-                shutil.copy2(src / name, out / name)
-            (out / "config.yaml").write_text(to_yaml(cfg))
-            (out / TRAINED_IN).write_text(str(src))
-            return policy
-        return None
+        return next((found.parent for found in sorted(self.out.glob(f"*/*/seed{seed}/{TRAINING_KEY}"))
+                     if found.parent != out and found.read_text() == key and (found.parent / "result.json").exists()),
+                    None)
 
     @staticmethod
     def paper(method: MethodSpec, protocol, cfg: ExperimentConfig):
@@ -225,7 +215,7 @@ class Runner:
         return protocol.paper.get(cfg.policy.head.type)
 
 
-TRAINING_KEY, TRAINED_IN = "training_key.json", "trained_in.txt"
+TRAINING_KEY = "training_key.json"
 
 
 def training_key(cfg: ExperimentConfig, protocol) -> str:
@@ -237,6 +227,18 @@ def training_key(cfg: ExperimentConfig, protocol) -> str:
     config = {k: v for k, v in to_dict(cfg).items() if k not in ("eval", "output_dir")}
     config["data"] = {k: v for k, v in config["data"].items() if k not in ("protocol", "protocol_overrides")}
     return json.dumps({"config": config, "train_scenes": specs(protocol, "train")}, sort_keys=True, default=repr)
+
+
+def copy_trained(source: Path, cfg: ExperimentConfig, out: Path) -> Policy:
+    """`source`'s policy saved into `out` as this run's (its training time is not counted again)."""
+    print(f"[suite] {out}: trained exactly as {source} (same demos, same training config); reusing its policy")
+    policy = Policy.from_pretrained(source / "policy")
+    policy.run = to_dict(cfg)           # eval.py on this copy evaluates as this run does
+    policy.save_pretrained(out / "policy")
+    for name in ("metrics.csv", "run.json"):
+        shutil.copy2(source / name, out / name)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    return policy
 
 
 def changes(out: Path, cfg: ExperimentConfig) -> str:
