@@ -16,7 +16,8 @@ def make_batch(B, N, H, W, seed=0):
     return {"target_pixels": torch.rand(B, N, 2, generator=g) * torch.tensor([W, H]),
             "target_height": torch.rand(B, N, generator=g) * 0.3,
             "target_gripper": torch.rand(B, N, generator=g),
-            "target_xyz": torch.randn(B, N, 3, generator=g)}
+            "target_xyz": torch.randn(B, N, 3, generator=g),
+            "start_pixel": torch.rand(B, 2, generator=g) * torch.tensor([W, H])}
 
 
 @pytest.mark.parametrize("layers,feat,img,out", [(0, (7, 5), (40, 24), (0, 0)), (1, (6, 6), (48, 48), (24, 24)),
@@ -38,13 +39,36 @@ def test_para_loss_equals_naive_volume(layers, feat, img, out):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)  # upsample weights are float32-exact
 
 
-def test_para_decode_equals_brute_force_argmax():
+@pytest.mark.parametrize("height_at,gripper_at", [("current", "current"), ("target", "current"), ("current", "target")])
+def test_para_loss_read_at_the_current_pixel_equals_naive_volume(height_at, gripper_at):
+    torch.manual_seed(2)
+    cfg = ParaHeadConfig(hidden_channels=16, n_height_bins=8, n_gripper_bins=6, output_height=24, output_width=24,
+                         height_at=height_at, gripper_at=gripper_at)
+    head = ParaHead(cfg, 10, 3, (48, 48), STATS).double()
+    feats, batch = torch.randn(2, 10, 6, 6, dtype=torch.float64), make_batch(2, 3, 48, 48)
+    fast, ref = head.loss(head(feats), batch), naive_loss(head, feats, batch)
+    for k in ref:
+        assert abs(fast[k].item() - ref[k].item()) <= 1e-5, k
+    # the read-out matters: the same weights read at the targets give other losses for the moved terms
+    at_target = ParaHead(ParaHeadConfig(**{**vars(cfg), "height_at": "target", "gripper_at": "target"}), 10, 3,
+                         (48, 48), STATS).double()
+    at_target.load_state_dict(head.state_dict())
+    other = at_target.loss(at_target(feats), batch)
+    for term, at in (("height", height_at), ("gripper", gripper_at)):
+        assert (abs(other[term].item() - fast[term].item()) > 1e-3) == (at == "current"), term
+    with pytest.raises(ValueError, match="start_pixel"):
+        head.loss(head(feats), {k: v for k, v in batch.items() if k != "start_pixel"})
+
+
+@pytest.mark.parametrize("gripper_at", ["target", "current"])
+def test_para_decode_equals_brute_force_argmax(gripper_at):
     torch.manual_seed(1)
     cfg = ParaHeadConfig(hidden_channels=8, num_conv_layers=1, n_height_bins=5, n_gripper_bins=4,
-                         output_height=20, output_width=30, subpixel="none")
+                         output_height=20, output_width=30, subpixel="none", gripper_at=gripper_at)
     head = ParaHead(cfg, 6, 4, (40, 60), STATS)
     out = head(torch.randn(3, 6, 5, 7))
-    dec = head.decode(out)
+    start = torch.tensor([[3.2, 5.9], [59.0, 39.5], [30.0, 20.0]])
+    dec = head.decode(out, start)
     up = lambda t: torch.nn.functional.interpolate(t, size=(20, 30), mode="bilinear", align_corners=False)  # noqa
     heat = up(out["heatmap"])
     vol_h = up(head.height(out["features"])).view(3, 4, 5, 20, 30)
@@ -56,6 +80,8 @@ def test_para_decode_equals_brute_force_argmax():
             c, r = (dec.pixels[b, n] / 2 - 0.5).long().tolist()
             assert heat[b, n, r, c].item() == pytest.approx(heat[b, n].max().item(), abs=1e-6)
             assert dec.heights[b, n].item() == pytest.approx(head.height_bins.decode(vol_h[b, n, :, r, c].argmax().item()))
+            if gripper_at == "current":      # the output cell holding the current EE pixel (pixel / 2)
+                c, r = (start[b] / 2).floor().long().tolist()
             assert dec.gripper[b, n].item() == pytest.approx(head.gripper_bins.decode(vol_g[b, n, :, r, c].argmax().item()))
     assert torch.allclose(dec.heatmaps.sum((-1, -2)), torch.ones(3, 4))
 

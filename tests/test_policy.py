@@ -185,8 +185,8 @@ def test_gripper_filter_applies_to_every_head_in_predict(head, monkeypatch):
     policy = Policy(cfg, STATS)
     decode = policy.head.decode
 
-    def flicker(out, **kw):                      # the head's own decode, its gripper made to flicker
-        dec = decode(out, **kw)
+    def flicker(out, *args, **kw):               # the head's own decode, its gripper made to flicker
+        dec = decode(out, *args, **kw)
         dec.gripper = torch.tensor([[0.9, 0.9, 0.1, 0.9, 0.9, 0.9]])
         return dec
     monkeypatch.setattr(policy.head, "decode", flicker)

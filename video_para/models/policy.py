@@ -213,7 +213,7 @@ class Policy(nn.Module, ChunkQueue):
         (lifting PARA pixels + heights) and `pixels` (projecting regression xyz) so every head
         decodes to the same structure; the gripper column goes through policy.gripper_filter."""
         out = self.backbone(image, start_pixel)
-        dec = self.head.decode(self.head(out.features))
+        dec = self.head.decode(self.head(out.features), start_pixel)
         dec.gripper = filter_gripper(dec.gripper, self.config.gripper_filter, self.config.gripper_filter_width)
         if dec.xyz is None:
             dec.xyz = camera.lift(dec.pixels, dec.heights, torch.as_tensor(support_z, dtype=dec.pixels.dtype)[..., None])

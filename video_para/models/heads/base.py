@@ -3,7 +3,8 @@
 A head is built as ``HEADS.build(config, in_channels, n_window, image_size, stats)`` and has
   * ``forward(features) -> dict`` of raw outputs (logits),
   * ``loss(outputs, batch) -> dict`` of named loss terms plus their weighted sum under 'loss',
-  * ``decode(outputs) -> Decoded``.
+  * ``decode(outputs, start_pixel=None) -> Decoded`` (start_pixel (B, 2): the current EE pixel, for
+    heads that read something there).
 Targets in ``batch``: 'target_pixels' (B, N_W, 2) image pixels, 'target_height' (B, N_W) height
 above the support plane, 'target_gripper' (B, N_W), 'target_xyz' (B, N_W, 3) world.
 """

@@ -51,7 +51,7 @@ class GlobalMLPHead(Head):
         return terms
 
     @torch.no_grad()
-    def decode(self, out: dict) -> Decoded:
+    def decode(self, out: dict, start_pixel: torch.Tensor | None = None) -> Decoded:
         action = out["action"] * self.std + self.mean
         return Decoded(gripper=action[..., 3], xyz=action[..., :3])
 

@@ -53,7 +53,7 @@ class MotionTracksHead(GlobalMLPHead):
         return terms
 
     @torch.no_grad()
-    def decode(self, out: dict) -> Decoded:
+    def decode(self, out: dict, start_pixel: torch.Tensor | None = None) -> Decoded:
         dec = super().decode(out)
         dec.pixels = out["pixels"]
         return dec

@@ -11,6 +11,12 @@ Precision note: a bilinear patch attains its maximum at a corner, so the argmax 
 heatmap always sits next to a feature-grid node; decoded pixels are quantised to about the feature
 stride (image size / feature size), while the fine-grid cross-entropy still trains sub-stride.
 `subpixel` refines the peak from the feature-grid logits (subpixel.py) and reads the bins there.
+
+Where the bins are read (`height_at`, `gripper_at`): `target` is the paper's read-out (each step's bins
+at that step's pixel). `current` reads every step's bins at the current end-effector pixel, the one
+place in the image whose appearance (gripper open or holding the object) says what the gripper is
+doing wherever in the image the arm is; a target pixel mid-carry shows bare table, which out of the
+training region the features tie to the approach (gripper open).
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from ..stats import Stats
 from .base import HEADS, Decoded, Head, HeadConfig
 from .subpixel import MODES, quadratic_peak, softargmax_peak
 from .upsampled_argmax import upsampled_argmax
+
+READOUTS = ("target", "current")
 
 
 @dataclass
@@ -42,6 +50,9 @@ class ParaHeadConfig(HeadConfig):
     # decoding (subpixel.py): none (argmax cell) | quadratic | softargmax. softargmax measured best on
     # held-out demos of the training region (tiny_para: 1.78 px vs 1.89 quadratic, 2.21 none)
     subpixel: str = "softargmax"
+    # where each step's bins are read (module docstring): target (the step's pixel) | current (EE pixel)
+    height_at: str = "target"
+    gripper_at: str = "target"
     TRAINING_ONLY = ("heatmap_weight", "height_weight", "gripper_weight")
     # the trunk and heatmap conv; the height/gripper bin layers depend on data statistics (their ranges)
     HEATMAP = ("trunk.", "heatmap.")
@@ -90,6 +101,9 @@ class ParaHead(Head):
         super().__init__()
         if cfg.subpixel not in MODES:
             raise ValueError(f"head.subpixel must be one of {MODES}, got '{cfg.subpixel}'")
+        for name in ("height_at", "gripper_at"):
+            if getattr(cfg, name) not in READOUTS:
+                raise ValueError(f"head.{name} must be one of {READOUTS}, got '{getattr(cfg, name)}'")
         self.cfg, self.n_window, self.image_size = cfg, n_window, tuple(image_size)
         self.out_size = (cfg.output_height or image_size[0], cfg.output_width or image_size[1])
         self.height_bins = Bins(stats.height_low, stats.height_high, cfg.n_height_bins)
@@ -103,10 +117,18 @@ class ParaHead(Head):
         x = self.trunk(features)
         return {"features": x, "heatmap": self.heatmap(x)}
 
-    def bin_logits(self, out: dict, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Height and gripper logits (B, N_W, N_H / N_G) at one grid point per step."""
-        f = sample_at(out["features"], grid)
-        return conv1x1_per_step(self.height, f), conv1x1_per_step(self.gripper, f)
+    def bin_logits(self, out: dict, grid: torch.Tensor, start_pixel: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Height and gripper logits (B, N_W, N_H / N_G), each read at one grid point per step: the
+        step's target `grid` (B, N_W, 2) or the cell of the current EE pixel `start_pixel` (B, 2)."""
+        feats = {"target": sample_at(out["features"], grid)}
+        if "current" in (self.cfg.height_at, self.cfg.gripper_at):
+            if start_pixel is None:
+                raise ValueError("head.height_at/gripper_at 'current' reads the bins at the current EE pixel: "
+                                 "pass start_pixel")
+            _, here = cell_centres(start_pixel[:, None].expand(-1, self.n_window, -1), self.image_size, self.out_size)
+            feats["current"] = sample_at(out["features"], here)
+        return (conv1x1_per_step(self.height, feats[self.cfg.height_at]),
+                conv1x1_per_step(self.gripper, feats[self.cfg.gripper_at]))
 
     def heatmap_logits(self, out: dict) -> torch.Tensor:
         """(B, N_W, H_out, W_out) heatmap logits on the output grid."""
@@ -115,7 +137,7 @@ class ParaHead(Head):
     def loss(self, out: dict, batch: dict) -> dict:
         target_idx, grid = cell_centres(batch["target_pixels"], self.image_size, self.out_size)
         heat = self.heatmap_logits(out).flatten(2)                       # (B, N_W, H*W)
-        height, gripper = self.bin_logits(out, grid)
+        height, gripper = self.bin_logits(out, grid, batch.get("start_pixel"))
         terms = {
             "heatmap": F.cross_entropy(heat.flatten(0, 1), target_idx.flatten()),
             "height": F.cross_entropy(height.flatten(0, 1), self.height_bins.encode(batch["target_height"]).flatten()),
@@ -127,9 +149,9 @@ class ParaHead(Head):
         return terms
 
     @torch.no_grad()
-    def decode(self, out: dict, heatmaps: bool = True) -> Decoded:
+    def decode(self, out: dict, start_pixel: torch.Tensor | None = None, heatmaps: bool = True) -> Decoded:
         """Peak pixel per step (argmax cell, or refined: cfg.subpixel), then height/gripper bins read
-        there. `heatmaps=False` skips the full-resolution probabilities (only overlays need them),
+        there (or at the current EE pixel `start_pixel`, per height_at/gripper_at). `heatmaps=False` skips the full-resolution probabilities (only overlays need them),
         which makes decoding ~10x cheaper."""
         logits, (H, W) = out["heatmap"], self.image_size
         if self.cfg.subpixel == "none":
@@ -141,7 +163,7 @@ class ParaHead(Head):
             row, col = quadratic_peak(logits) if self.cfg.subpixel == "quadratic" else softargmax_peak(logits, self.out_size)
             pixels = torch.stack([(col + 0.5) * (W / w), (row + 0.5) * (H / h)], -1)
             grid = pixels * pixels.new_tensor([2 / W, 2 / H]) - 1
-        height, grip = self.bin_logits(out, grid)
+        height, grip = self.bin_logits(out, grid, start_pixel)
         heights = self.height_bins.decode(height.argmax(-1).to(logits.dtype))
         gripper = self.gripper_bins.decode(grip.argmax(-1).to(logits.dtype))
         probs = self.heatmap_logits(out).flatten(2).softmax(-1).view(logits.shape[:2] + self.out_size) if heatmaps else None

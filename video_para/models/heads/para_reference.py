@@ -19,15 +19,19 @@ def naive_loss(head: ParaHead, features: torch.Tensor, batch: dict) -> dict:
     height = up(head.height(x)).view(B, N, -1, H, W)                   # the big volume
     grip = up(head.gripper(x)).view(B, N, -1, H, W)
     Hi, Wi = head.image_size
-    col = (batch["target_pixels"][..., 0] * (W / Wi)).floor().long()
-    row = (batch["target_pixels"][..., 1] * (H / Hi)).floor().long()
+    cells = {"target": batch["target_pixels"]}
+    if "start_pixel" in batch:
+        cells["current"] = batch["start_pixel"][:, None].expand(B, N, 2)
+    col, row = ({k: (px[..., i] * (size / image)).floor().long() for k, px in cells.items()}
+                for i, size, image in ((0, W, Wi), (1, H, Hi)))
     b = torch.arange(B)[:, None].expand(B, N)
     n = torch.arange(N)[None, :].expand(B, N)
+    at_h, at_g = head.cfg.height_at, head.cfg.gripper_at
     terms = {
-        "heatmap": F.cross_entropy(heat.flatten(2).flatten(0, 1), (row * W + col).flatten()),
-        "height": F.cross_entropy(height[b, n, :, row, col].flatten(0, 1),
+        "heatmap": F.cross_entropy(heat.flatten(2).flatten(0, 1), (row["target"] * W + col["target"]).flatten()),
+        "height": F.cross_entropy(height[b, n, :, row[at_h], col[at_h]].flatten(0, 1),
                                   head.height_bins.encode(batch["target_height"]).flatten()),
-        "gripper": F.cross_entropy(grip[b, n, :, row, col].flatten(0, 1),
+        "gripper": F.cross_entropy(grip[b, n, :, row[at_g], col[at_g]].flatten(0, 1),
                                    head.gripper_bins.encode(batch["target_gripper"]).flatten()),
     }
     c = head.cfg
