@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from video_para.config import load_config
+from video_para.experiment import ExperimentConfig
 from video_para.geometry import Camera
 from video_para.models import Policy, PolicyConfig, Stats
 from video_para.models.backbones.tiny import TinyBackboneConfig
@@ -53,6 +54,36 @@ def test_tiny_para_policy_overfits_four_samples_to_exact_pixels():
     torch.testing.assert_close(dec.pixels, batch["target_pixels"], atol=1e-3, rtol=0)
     assert torch.equal(policy.head.height_bins.encode(dec.heights), policy.head.height_bins.encode(batch["target_height"]))
     assert torch.equal(dec.gripper.round(), batch["target_gripper"])
+
+
+def test_temporal_ensembling_averages_every_chunk_covering_the_tick_as_act_does():
+    """ensemble_decay m: a prediction every tick; tick t's action is the exp(-m i)-weighted mean (i = 0 the
+    oldest) of the actions for t of the chunks predicted at t-N+1 ... t (ACT's temporal ensembling)."""
+    N, m = 3, 0.5
+
+    class Counting:
+        calls = 0
+
+        def predict(self, image, camera, ee_pos, support_z):
+            k, self.calls = self.calls, self.calls + 1
+            return ActionChunk(np.c_[10.0 * k + np.arange(N), np.full((N, 2), k), np.ones(N)], np.zeros((N, 2)), None)
+
+    agent = queued(Counting())
+    agent.ensemble_decay = m
+    for episode in range(2):
+        agent.reset()
+        agent.predictor.calls = 0
+        for t in range(6):
+            got = agent.select_action({"image": None, "camera": None, "ee_pos": np.zeros(3)})
+            chunks = [k for k in range(t + 1) if t - k < N]                  # oldest first
+            w = np.exp(-m * np.arange(len(chunks)))
+            x = sum(wi * (10.0 * k + t - k) for wi, k in zip(w, chunks)) / w.sum()
+            np.testing.assert_allclose(got, [x, *(2 * [np.dot(w, chunks) / w.sum()]), 1.0], rtol=1e-12)
+        assert agent.predictor.calls == 6 and agent.queued == 0
+    policy = Policy(tiny_config(), STATS, run={"eval": {"ensemble_decay": 0.01}})
+    assert policy.ensemble_decay == 0.01 and Policy(tiny_config(), STATS).ensemble_decay is None
+    with pytest.raises(ValueError, match="ensemble_decay"):
+        load_config(ExperimentConfig, ["eval.ensemble_decay=-1"])
 
 
 @pytest.mark.parametrize("head", ["para", "global_mlp"])

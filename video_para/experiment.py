@@ -64,6 +64,8 @@ class TrainConfig:
 class EvalConfig:
     episodes: int = 0                   # 0: every test spec of the protocol
     replan_every: int = 4               # execute this many actions of each predicted chunk
+    ensemble_decay: float | None = None  # ACT's temporal ensembling instead (its m, e.g. 0.01): re-plan every
+                                        # tick, average the overlapping chunks (models/policy.py ChunkQueue)
     max_steps: int = 80
     videos: int = 4                     # episodes recorded as mp4 (first N)
     every: int = 0                      # > 0: during training, every N steps roll out the current policy ...
@@ -99,6 +101,8 @@ class ExperimentConfig:
         if self.train.stage == "pointtrack" and not (self.policy.head.HEATMAP and self.data.overlay):
             raise ValueError(f"train.stage=pointtrack needs policy.head.type={'|'.join(heatmap_heads())} "
                              "and data.overlay=true")
+        if self.eval.ensemble_decay is not None and self.eval.ensemble_decay < 0:
+            raise ValueError(f"eval.ensemble_decay must be >= 0 (or null: off), got {self.eval.ensemble_decay}")
         if self.eval.every < 0 or (self.eval.every and self.eval.every_episodes < 1):
             raise ValueError("eval.every must be >= 0 and, when set, eval.every_episodes >= 1")
         if "heatmap" in self.train.init_parts:

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test", choices=SPLITS, help="val: the protocol's holdout (protocol.holdout)")
     ap.add_argument("--episodes", type=int, default=0, help="0: every scene of the split")
     ap.add_argument("--replan-every", type=int, help="default: the run's eval.replan_every, else 4")
+    ap.add_argument("--ensemble-decay", type=float,
+                    help="ACT's temporal ensembling with this m (>= 0): re-plan every tick, average overlapping chunks "
+                         "(default: the run's eval.ensemble_decay, else off)")
     ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     policy = Policy.from_pretrained(a.policy)
     if a.gripper_filter:
         policy.config.gripper_filter = a.gripper_filter
+    if a.ensemble_decay is not None:
+        if a.ensemble_decay < 0:
+            ap.error(f"--ensemble-decay must be >= 0, got {a.ensemble_decay}")
+        policy.ensemble_decay = a.ensemble_decay
     run_yaml = Path(a.policy).parent / "config.yaml"
     saved = policy.run or (yaml.safe_load(run_yaml.read_text()) if run_yaml.exists() else None)
     if saved:
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     scenes = specs(protocol, a.split)[: a.episodes or None]
     out = Path(a.out) if a.out else Path(a.policy).parent / "eval" / f"{protocol.name}_{a.split}"
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
-          f"re-plan every {replan} steps, at most {max_steps} steps, seed {seed}, "
+          f"re-plan every {replan if policy.ensemble_decay is None else f'step, temporal ensemble m={policy.ensemble_decay}'} steps, at most {max_steps} steps, seed {seed}, "
           f"gripper filter {policy.config.gripper_filter}")
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)

@@ -75,8 +75,12 @@ class ChunkQueue:
                    "ee_pos": (3,) current world EE position, "support_z": table height (world z)}"""
 
     replan_every: int = 4
+    ensemble_decay: float | None = None        # ACT's temporal ensembling (its m), None: off. Every tick
+                                               # re-plans; the action is the mean of every chunk still covering
+                                               # this tick, weighted exp(-m * i), i = 0 the oldest
     last_chunk: ActionChunk | None = None      # the chunk the queued actions come from (overlays, logs)
     _queue: deque | tuple = ()
+    _covering: list = []                       # ensembling: each live chunk's actions from this tick on, oldest first
 
     @property
     def queued(self) -> int:
@@ -85,14 +89,19 @@ class ChunkQueue:
 
     def reset(self, replan_every: int | None = None) -> None:
         """Empty the queue (before each episode); a `replan_every` given applies from now on."""
-        self._queue, self.last_chunk = deque(), None
+        self._queue, self.last_chunk, self._covering = deque(), None, []
         if replan_every is not None:
             self.replan_every = int(replan_every)
 
     def select_action(self, observation: dict) -> np.ndarray:
         """One action (4,): world xyz + gripper command in [0, 1]."""
+        o = observation
+        if self.ensemble_decay is not None:
+            self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
+            self._covering = [c[1:] for c in self._covering if len(c) > 1] + [self.last_chunk.actions]
+            w = np.exp(-self.ensemble_decay * np.arange(len(self._covering)))
+            return (w[:, None] * np.stack([c[0] for c in self._covering])).sum(0) / w.sum()
         if not self._queue:
-            o = observation
             self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
             self._queue = deque(self.last_chunk.actions[: self.replan_every])
         return self._queue.popleft()
@@ -165,11 +174,12 @@ class Policy(nn.Module, ChunkQueue):
         """`architecture`: a saved policy's backbone/ folder, to rebuild the backbone without its weights.
         `run`: the resolved config of the run that trained it (training passes it; saved as config.json
         `run`), so that eval.py evaluates it in its own env, protocol and re-planning wherever it is
-        copied; its eval.replan_every is select_action's re-planning interval."""
+        copied; its eval.replan_every and eval.ensemble_decay are select_action's re-planning."""
         super().__init__()
         config.validate()
         self.config, self.stats, self.run = config, stats, dict(run or {})
         self.reset(self.run.get("eval", {}).get("replan_every", ChunkQueue.replan_every))
+        self.ensemble_decay = self.run.get("eval", {}).get("ensemble_decay")
         self.backbone = BACKBONES.build(config.backbone, config.image_size, architecture=architecture)
         self.head = HEADS.build(config.head, self.backbone.out_channels, config.n_window, config.image_size, stats)
 
