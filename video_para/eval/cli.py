@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     protocol = load_protocol(name, [*overrides, *a.protocol_override])
     scenes = specs(protocol, a.split)[: a.episodes or None]
     out = Path(a.out) if a.out else Path(a.policy).parent / "eval" / f"{protocol.name}_{a.split}"
+    plan = (f"re-plan every {replan} steps" if policy.ensemble_decay is None
+            else f"re-plan every step, temporal ensemble m={policy.ensemble_decay}")
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
-          f"re-plan every {replan if policy.ensemble_decay is None else f'step, temporal ensemble m={policy.ensemble_decay}'} steps, at most {max_steps} steps, seed {seed}, "
+          f"{plan}, at most {max_steps} steps, seed {seed}, "
           f"gripper filter {policy.config.gripper_filter}")
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)

@@ -80,7 +80,7 @@ class ChunkQueue:
                                                # this tick, weighted exp(-m * i), i = 0 the oldest
     last_chunk: ActionChunk | None = None      # the chunk the queued actions come from (overlays, logs)
     _queue: deque | tuple = ()
-    _covering: list = []                       # ensembling: each live chunk's actions from this tick on, oldest first
+    _covering: list | tuple = ()               # ensembling: each live chunk's actions from this tick on, oldest first
 
     @property
     def queued(self) -> int:
@@ -95,16 +95,16 @@ class ChunkQueue:
 
     def select_action(self, observation: dict) -> np.ndarray:
         """One action (4,): world xyz + gripper command in [0, 1]."""
+        if self._queue:
+            return self._queue.popleft()
         o = observation
-        if self.ensemble_decay is not None:
-            self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
-            self._covering = [c[1:] for c in self._covering if len(c) > 1] + [self.last_chunk.actions]
-            w = np.exp(-self.ensemble_decay * np.arange(len(self._covering)))
-            return (w[:, None] * np.stack([c[0] for c in self._covering])).sum(0) / w.sum()
-        if not self._queue:
-            self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
+        self.last_chunk = self.predict(o["image"], o["camera"], o["ee_pos"], o.get("support_z", 0.0))
+        if self.ensemble_decay is None:
             self._queue = deque(self.last_chunk.actions[: self.replan_every])
-        return self._queue.popleft()
+            return self._queue.popleft()
+        self._covering = [c[1:] for c in self._covering if len(c) > 1] + [self.last_chunk.actions]
+        w = np.exp(-self.ensemble_decay * np.arange(len(self._covering)))
+        return (w[:, None] * np.stack([c[0] for c in self._covering])).sum(0) / w.sum()
 
 
 class Predictor(Protocol):
