@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -159,6 +161,34 @@ def test_subpixel_decoding_recovers_a_known_peak(mode, tol):
     assert err[mode].max() < tol
     with pytest.raises(ValueError, match="subpixel"):
         ParaHead(ParaHeadConfig(subpixel="parabola"), 3, 16, (H, W), STATS)
+
+
+@pytest.mark.parametrize("mode", ["none", "quadratic", "softargmax"])
+def test_reach_margin_keeps_each_peak_within_the_training_reach_of_the_ee(mode):
+    # every step's map: a strong peak across the image (clutter) and a weaker one 6 px from the EE
+    H = W = 64
+    start = torch.tensor([[16.0, 20.0], [48.0, 40.0]])
+    near, far = start + torch.tensor([6.0, 0.0]), torch.tensor([[56.0, 56.0], [8.0, 8.0]])
+    centres = (torch.arange(16) + 0.5) * 4
+    def bump(p, amp):
+        d2 = (centres[None, :] - p[:, 0, None, None]) ** 2 + (centres[:, None] - p[:, 1, None, None]) ** 2
+        return amp * torch.exp(-d2 / (2 * 3.0 ** 2))
+    heat = (bump(near, 5.0) + bump(far, 9.0))[:, None].expand(-1, 3, -1, -1)
+    out = {"heatmap": heat, "features": torch.randn(2, 3, 16, 16)}
+    stats = dataclasses.replace(STATS, reach_px=[4.0, 8.0, 80.0])
+    decoded = {}
+    for margin in (0.0, 1.0):
+        cfg = ParaHeadConfig(num_conv_layers=0, n_height_bins=4, n_gripper_bins=4, subpixel=mode, reach_margin=margin)
+        decoded[margin] = ParaHead(cfg, 3, 3, (H, W), stats).decode(out, start, heatmaps=False).pixels
+    assert ((decoded[0.0] - far[:, None]).norm(dim=-1) < 3).all()                 # off: the strongest peak
+    d = (decoded[1.0] - start[:, None]).norm(dim=-1)
+    assert (d[:, :2] < torch.tensor([4.0, 8.0]) + 4 + 1e-4).all()                # reach + one node (stride 4)
+    assert ((decoded[1.0][:, 1] - near).norm(dim=-1) < 3).all()                   # the near peak, not the border
+    assert ((decoded[1.0][:, 2] - far).norm(dim=-1) < 3).all()                   # within 80 px: far is allowed
+    with pytest.raises(ValueError, match="reach_px"):
+        ParaHead(ParaHeadConfig(reach_margin=1.0), 3, 3, (H, W), STATS)       # statistics without the reach
+    with pytest.raises(ValueError, match="start_pixel"):
+        ParaHead(cfg, 3, 3, (H, W), stats).decode(out)
 
 
 def test_motion_tracks_regress_actions_from_the_track_alone():

@@ -31,6 +31,19 @@ def test_window_labels_reproject_onto_the_ee(episodes):
     assert torch.equal(last["target_xyz"][0], last["target_xyz"][-1])
 
 
+@pytest.mark.parametrize("kw,scale", [({}, 1.0), ({"shift_px": 10}, 1.0), ({"image_size": (32, 32)}, 0.5)])
+def test_stats_reach_is_the_farthest_item_target_from_its_start_pixel(episodes, kw, scale):
+    # the reach PARA's reach_margin decoding uses, in the pixels the items carry (shifts keep it, a resize scales it)
+    ds = WindowDataset(episodes, n_window=5, **kw)
+    items = [ds[i, i] for i in range(len(ds))]
+    brute = torch.stack([(it["target_pixels"] - it["start_pixel"]).norm(dim=-1) for it in items]).amax(0)
+    reach = ds.stats().reach_px
+    assert len(reach) == 5 and reach[0] < reach[-1]                       # later steps reach farther
+    np.testing.assert_allclose(reach, brute.numpy(), rtol=1e-4, atol=1e-3)
+    if scale != 1.0:
+        np.testing.assert_allclose(reach, np.asarray(WindowDataset(episodes, 5).stats().reach_px) * scale, rtol=1e-6)
+
+
 def test_out_of_image_policies(episodes):
     track = episodes[0].cameras["front"]
     K = track.K.copy()

@@ -174,4 +174,15 @@ class WindowDataset(Dataset):
         xyz = np.concatenate([self.episodes[e].ee_pos[self._steps(self.episodes[e], t)] for e, t in self.index])
         sz = np.concatenate([np.full(self.n_window, self.episodes[e].support_z) for e, t in self.index])
         grip = np.concatenate([self.episodes[e].gripper[self._steps(self.episodes[e], t)] for e, t in self.index])
-        return Stats.from_data(xyz, xyz[:, 2] - sz, grip)
+        return Stats.from_data(xyz, xyz[:, 2] - sz, grip, reach_px=self.reach_px())
+
+    def reach_px(self) -> np.ndarray:
+        """(N_W,) the largest distance of each step's target from the start pixel over the windows,
+        in the pixels the items carry (a resize scales it; shifts do not change it; a zooming crop
+        enlarges it by up to 1/sqrt(crop_scale[0]), left to the decoding margin)."""
+        offsets = np.stack([p[1:] - p[0] for p in self._pix])                # (windows, N_W, 2)
+        if self.image_size:
+            e, t = self.index[0]
+            cam = self.episodes[e].cameras[self.camera].camera(t)
+            offsets = offsets * [self.image_size[1] / cam.width, self.image_size[0] / cam.height]
+        return np.linalg.norm(offsets, axis=-1).max(0)

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ensemble-decay", type=float,
                     help="ACT's temporal ensembling with this m (>= 0): re-plan every tick, average overlapping chunks "
                          "(default: the run's eval.ensemble_decay, else off)")
+    ap.add_argument("--reach-margin", type=float,
+                    help="PARA: search step k's peak within this multiple of the training reach of the current EE pixel "
+                         "(policy.head.reach_margin; 0: off; default: the policy's own)")
     ap.add_argument("--max-steps", type=int, help="default: the run's eval.max_steps, else 80")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         if a.ensemble_decay < 0:
             ap.error(f"--ensemble-decay must be >= 0, got {a.ensemble_decay}")
         policy.ensemble_decay = a.ensemble_decay
+    if a.reach_margin is not None:
+        if not hasattr(policy.head, "set_reach_margin"):
+            ap.error(f"--reach-margin applies to PARA heads; this policy's head is '{policy.config.head.type}'")
+        policy.head.set_reach_margin(a.reach_margin)
     run_yaml = Path(a.policy).parent / "config.yaml"
     saved = policy.run or (yaml.safe_load(run_yaml.read_text()) if run_yaml.exists() else None)
     if saved:
@@ -79,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
             else f"re-plan every step, temporal ensemble m={policy.ensemble_decay}")
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
           f"{plan}, at most {max_steps} steps, seed {seed}, "
-          f"gripper filter {policy.config.gripper_filter}")
+          f"gripper filter {policy.config.gripper_filter}"
+          + (f", peaks within {policy.config.head.reach_margin}x the training reach"
+             if getattr(policy.config.head, "reach_margin", 0) else ""))
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,
                   video_dir=out / "videos", n_videos=a.videos)
     head, label = policy.config.head.type, f"{protocol.name}/{a.split}"

@@ -53,6 +53,9 @@ class ParaHeadConfig(HeadConfig):
     # where each step's bins are read (module docstring): target (the step's pixel) | current (EE pixel)
     height_at: str = "target"
     gripper_at: str = "target"
+    # > 0: step k's peak is searched only within reach_margin x the farthest a step-k target lay from
+    # the current EE pixel in training (stats.reach_px), plus one feature node; 0: the whole image
+    reach_margin: float = 0.0
     TRAINING_ONLY = ("heatmap_weight", "height_weight", "gripper_weight")
     # the trunk and heatmap conv; the height/gripper bin layers depend on data statistics (their ranges)
     HEATMAP = ("trunk.", "heatmap.")
@@ -105,6 +108,8 @@ class ParaHead(Head):
             if getattr(cfg, name) not in READOUTS:
                 raise ValueError(f"head.{name} must be one of {READOUTS}, got '{getattr(cfg, name)}'")
         self.cfg, self.n_window, self.image_size = cfg, n_window, tuple(image_size)
+        self.reach_px = tuple(stats.reach_px or ())
+        self.set_reach_margin(cfg.reach_margin)
         self.out_size = (cfg.output_height or image_size[0], cfg.output_width or image_size[1])
         self.height_bins = Bins(stats.height_low, stats.height_high, cfg.n_height_bins)
         self.gripper_bins = Bins(stats.gripper_low, stats.gripper_high, cfg.n_gripper_bins)
@@ -148,12 +153,40 @@ class ParaHead(Head):
                          + c.gripper_weight * terms["gripper"])
         return terms
 
+    def set_reach_margin(self, margin: float) -> None:
+        """A decode-time choice (eval.py --reach-margin), checked against the statistics it needs."""
+        if margin < 0:
+            raise ValueError(f"head.reach_margin must be >= 0, got {margin}")
+        if margin and len(self.reach_px) != self.n_window:
+            raise ValueError(f"head.reach_margin needs the training windows' reach for each of the {self.n_window} "
+                             f"steps (stats.json 'reach_px', saved by policies trained since it exists), got "
+                             f"{list(self.reach_px) or None}: retrain the policy")
+        self.cfg.reach_margin = float(margin)
+
+    def within_reach(self, logits: torch.Tensor, start_pixel: torch.Tensor | None) -> torch.Tensor:
+        """Feature-grid logits (B, N_W, h, w) with the nodes beyond step k's reach of the current EE
+        pixel pushed below every other node. Out of distribution (clutter, another look) a heatmap can
+        peak on something across the image while the arm can only have moved so far in k steps."""
+        if start_pixel is None:
+            raise ValueError("head.reach_margin limits each peak to a reach of the current EE pixel: pass start_pixel")
+        (H, W), (h, w) = self.image_size, logits.shape[-2:]
+        ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) * (H / h)
+        xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) * (W / w)
+        d = torch.hypot(xs[None, None, :] - start_pixel[:, 0, None, None].to(logits.dtype),
+                        ys[None, :, None] - start_pixel[:, 1, None, None].to(logits.dtype))   # (B, h, w)
+        radius = self.cfg.reach_margin * logits.new_tensor(self.reach_px) + max(H / h, W / w)   # + a node: never empty
+        far = d[:, None] > radius[None, :, None, None]                                     # (B, N_W, h, w)
+        floor = logits.flatten(2).amin(-1)[..., None, None] - 1e4
+        return torch.where(far, floor, logits)
+
     @torch.no_grad()
     def decode(self, out: dict, start_pixel: torch.Tensor | None = None, heatmaps: bool = True) -> Decoded:
         """Peak pixel per step (argmax cell, or refined: cfg.subpixel), then height/gripper bins read
         there (or at the current EE pixel `start_pixel`, per height_at/gripper_at). `heatmaps=False` skips the full-resolution probabilities (only overlays need them),
         which makes decoding ~10x cheaper."""
         logits, (H, W) = out["heatmap"], self.image_size
+        if self.cfg.reach_margin:
+            logits = self.within_reach(logits, start_pixel)
         if self.cfg.subpixel == "none":
             (Ho, Wo), (row, col) = self.out_size, upsampled_argmax(logits, self.out_size)
             grid = _centre_grid(row, col, Ho, Wo)
