@@ -144,7 +144,9 @@ def test_documented_convert_then_train_chain_trains_on_the_files_demos(tmp_path,
     expected = Stats.from_data(xyz, xyz[:, 2] - SUPPORT_Z, gripper)
     saved = json.loads((run / "policy" / "stats.json").read_text())
     for key, value in vars(expected).items():
-        np.testing.assert_allclose(saved[key], value, atol=1e-5, err_msg=key)
+        if key != "reach_px":                                     # pixels, from the windows (tests/test_windows.py)
+            np.testing.assert_allclose(saved[key], value, atol=1e-5, err_msg=key)
+    assert len(saved["reach_px"]) == N_WINDOW and min(saved["reach_px"]) > 0
     policy = Policy.from_pretrained(run / "policy")
     assert policy.run["data"]["root"] == str(out) and policy.run["data"]["protocol"] == "libero_left_right"
     track = ep.cameras["agentview"]
