@@ -153,8 +153,10 @@ def test_grid_frame_and_distractors(env):
         assert np.linalg.norm(pos[:2] - env.to_world(xy)) < 0.01 and abs(pos[2] - obs.support_z) < 0.03
     for body in env.cfg.distractor_bodies[2:] + env.cfg.park_bodies:
         assert env.sim.body_pos(body)[0] > 1.5                          # behind the camera
-    with pytest.raises(ValueError, match="distractor objects"):
+    with pytest.raises(ValueError, match="env.distractor_bodies"):
         env.reset({"bowl_xy": [0.0, 0.0], "distractors": [[0.1, 0.1]] * 4}, seed=0)
+    with pytest.raises(ValueError, match="0 objects in env.val_distractor_bodies"):    # none in task 0's scene
+        env.reset({"bowl_xy": [0.0, 0.0], "distractors": [[0.1, 0.1]], "distractor_set": "val"}, seed=0)
 
 
 def test_hdf5_demo_import_takes_the_simulators_calibration(env, tmp_path):

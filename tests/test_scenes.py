@@ -79,6 +79,18 @@ def test_stride_holdout_keeps_validation_scenes_clean_like_training():
     assert all("distractors" not in s for s in train + val) and all(s["distractors"] for s in specs(p, "test"))
 
 
+def test_validation_clutter_is_its_own_set_and_needs_a_holdout():
+    p = load_protocol("distractors", ["rows=8", "cols=8", "holdout=stride", "val_distractors=2"])
+    train, val, test = (specs(p, s) for s in ("train", "val", "test"))
+    assert all("distractors" not in s for s in train)                       # training stays clean
+    assert all(len(s["distractors"]) == 2 and s["distractor_set"] == "val" for s in val)
+    assert all(len(s["distractors"]) == 3 and "distractor_set" not in s for s in test)
+    for s in val:                                                           # clear of the bowl
+        assert min(np.hypot(*(np.array(s["distractors"]) - s["bowl_xy"]).T)) > 0.1
+    with pytest.raises(ValueError, match="distractors.*val_distractors needs a validation split"):
+        load_protocol("distractors", ["val_distractors=2"])
+
+
 def test_holdout_errors_name_the_protocol():
     with pytest.raises(ValueError, match="left_right.*no validation split"):
         specs(load_protocol("left_right"), "val")

@@ -77,6 +77,28 @@ def test_scripted_expert_succeeds_over_grid_and_viewpoints(env):
     assert np.mean(results) >= 0.95
 
 
+def test_validation_clutter_looks_unlike_the_test_clutter(env):
+    """The same clutter positions drawn as the test set (cans) and as the validation set (balls in other
+    colours): every pixel the test clutter changes has a test-clutter hue (chromaticity), none that the
+    validation clutter changes does."""
+    from video_para.envs.tabletop import _DISTRACTOR_COLORS
+    scene = {"bowl_xy": [0.1, -0.2], "distractors": [[0.0, 0.1], [-0.1, 0.2]]}
+    clean = env.reset({"bowl_xy": scene["bowl_xy"]}).images["front"]
+    ref = np.array(_DISTRACTOR_COLORS[:2], float)
+    ref /= ref.sum(1, keepdims=True)
+
+    def test_hue_share(image):
+        px = image[np.any(image != clean, axis=-1)].astype(float)
+        assert len(px) > 50                                    # the clutter is in view
+        chroma = px / px.sum(1, keepdims=True).clip(1)
+        return float((np.abs(chroma[:, None] - ref).max(-1).min(1) < 0.03).mean())
+
+    assert test_hue_share(env.reset(scene).images["front"]) > 0.95
+    assert test_hue_share(env.reset({**scene, "distractor_set": "val"}).images["front"]) == 0.0
+    with pytest.raises(ValueError, match="distractor_set"):
+        env.reset({**scene, "distractor_set": "train"})
+
+
 def test_bounding_box_culling_renders_the_same_image(env, monkeypatch):
     from video_para.envs import raster
     env.reset({"bowl_xy": [0.1, -0.2], "theta": 20, "phi": 45, "distractors": [[0.0, 0.1]]})

@@ -10,7 +10,10 @@ generated from grid selections, never listed by hand:
     sparse N=32 coverage; `dense`: every other cell, the paper's N=64);
   * viewpoints: (theta, phi) offsets of the camera; thetas x phis, a viewpoint trains when its theta
     is <= train_theta_max and (if train_phis is set) its azimuth is in train_phis; the rest test;
-  * distractors: number of clutter objects in training and in test scenes;
+  * distractors: number of clutter objects in training and in test scenes; val_distractors puts clutter
+    of a *validation set* (spec['distractor_set'] = 'val': objects that look unlike the test clutter, so
+    choosing on them never sees the test clutter) in the validation scenes, to choose variants for a
+    clean-train / cluttered-test protocol on cluttered scenes;
   * appearance: env settings of the scene's look (spec['appearance'], e.g. table colour, background,
     light for the built-in scene) given to every training / test scene; empty: the env's default;
   * holdout: a validation split carved from the training cells (they leave 'train' and form 'val'),
@@ -54,6 +57,7 @@ class ProtocolConfig:
     demos_per_cell: int = 1
     train_distractors: int = 0          # clutter objects per scene (paper: clean train, cluttered test)
     test_distractors: int = 0
+    val_distractors: int = 0            # validation-set clutter per validation scene (spec distractor_set 'val')
     train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
     test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
     train_init_states: list[int] = field(default_factory=list)   # the env's own initial scenes instead of
@@ -79,6 +83,8 @@ class ProtocolConfig:
             raise ValueError(f"protocol '{self.name}': holdout_stride must be >= 2, got {self.holdout_stride}")
         if bool(self.train_init_states) != bool(self.test_init_states):
             raise ValueError(f"protocol '{self.name}': train_init_states and test_init_states go together")
+        if self.val_distractors and self.holdout == "none":
+            raise ValueError(f"protocol '{self.name}': val_distractors needs a validation split (holdout)")
         if self.train_init_states and (self.holdout != "none" or self.train_distractors or self.test_distractors):
             raise ValueError(f"protocol '{self.name}': init states are whole scenes: no holdout or distractors")
 
@@ -138,7 +144,7 @@ def cell_xy(p: ProtocolConfig, r: int, c: int) -> list[float]:
 def specs(p: ProtocolConfig, split: str) -> list[dict]:
     """Scene specs of a split ('train', 'val' = the holdout carved from the training cells, or 'test');
     each carries its grid cell (or init state) and viewpoint. Validation scenes look like training scenes
-    (views, clutter, appearance)."""
+    (views, clutter, appearance) unless val_distractors gives them validation-set clutter."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
     if p.train_init_states:
@@ -161,9 +167,12 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
             for k in range(p.demos_per_cell if split == "train" else 1):
                 spec = {"init_state": place} if p.train_init_states else {"bowl_xy": cell_xy(p, *place), "cell": list(place)}
                 spec.update(theta=theta, phi=phi)
-                n_clutter = p.train_distractors if training_like else p.test_distractors
+                n_clutter = {"train": p.train_distractors, "test": p.test_distractors,
+                             "val": p.val_distractors or p.train_distractors}[split]
                 if n_clutter:
                     spec["distractors"] = _distractors(n_clutter, p, spec["bowl_xy"], rng)
+                    if split == "val" and p.val_distractors:
+                        spec["distractor_set"] = "val"
                 if appearance:
                     spec["appearance"] = dict(appearance)
                 out.append(spec)

@@ -9,7 +9,8 @@ from the camera, y is lateral with +y on the image's left, metres. A grid point 
 `grid_center + Rz(grid_yaw) p` (the agentview camera faces -x, hence the default yaw of 180 deg); z is
 the table top, read from the table's collision geom. With `bowl_xy` in the spec the scene is
 re-arranged for the grid: the bowl goes to the cell, the plate to `plate_xy` (grid frame), up to
-len(distractor_bodies) clutter objects to `spec["distractors"]`, and every other listed object is parked
+len(distractor_bodies) clutter objects (val_distractor_bodies for `distractor_set: val`) to
+`spec["distractors"]`, and every other listed object is parked
 out of view. `init_state: k` picks LIBERO's init state k (a protocol's train/test_init_states: the task's
 own layouts, as the LIBERO benchmark evaluates it); without it and without `bowl_xy` the seed picks one.
 `theta`, `phi` orbit the camera about `look_at` exactly as the built-in scene does (Camera.orbit).
@@ -111,6 +112,9 @@ class LiberoConfig(EnvConfig):
     look_at: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])     # grid frame, z above table
     distractor_bodies: list[str] = field(default_factory=lambda: [
         "glazed_rim_porcelain_ramekin_1_main", "cookies_1_main", "akita_black_bowl_2_main"])
+    val_distractor_bodies: list[str] = field(default_factory=list)   # clutter of validation scenes (spec
+                                         # distractor_set 'val'), objects unlike distractor_bodies; task 0's
+                                         # scene has no more small objects, so none by default
     park_bodies: list[str] = field(default_factory=lambda: ["wooden_cabinet_1_main", "flat_stove_1_main"])
     park_xy: list[float] = field(default_factory=lambda: [2.0, 0.0])          # world, behind the camera
     settle_steps: int = 1                # 20 Hz control steps of physics after each teleport
@@ -168,12 +172,15 @@ class LiberoEnv(Env):
         s.place(c.bowl, [*self.to_world(spec["bowl_xy"]), z], [1, 0, 0, 0])
         s.place(c.plate, [*self.to_world(spec.get("plate_xy", c.plate_xy)), z], [1, 0, 0, 0])
         clutter = [np.asarray(d, dtype=np.float64) for d in spec.get("distractors", [])]
-        if len(clutter) > len(c.distractor_bodies):
-            raise ValueError(f"LIBERO scene has {len(c.distractor_bodies)} distractor objects "
-                             f"(env.distractor_bodies), spec asks for {len(clutter)}")
-        for body, xy in zip(c.distractor_bodies, clutter):
+        val_set = spec.get("distractor_set", "test") == "val"
+        name = "val_distractor_bodies" if val_set else "distractor_bodies"
+        bodies = getattr(c, name)
+        if len(clutter) > len(bodies):
+            raise ValueError(f"LIBERO scene has {len(bodies)} objects in env.{name}, spec "
+                             f"(distractor_set {spec.get('distractor_set', 'test')!r}) asks for {len(clutter)}")
+        for body, xy in zip(bodies, clutter):
             s.place(body, [*self.to_world(xy), z + 0.01])
-        parked = c.distractor_bodies[len(clutter):] + c.park_bodies
+        parked = [b for b in c.distractor_bodies + c.val_distractor_bodies if b not in bodies[:len(clutter)]] + c.park_bodies
         for i, body in enumerate(parked):         # out of view, 0.5 m apart so that nothing touches
             s.place(body, [c.park_xy[0], c.park_xy[1] + 0.5 * i, 0.1 if s.free_joint_of(body) is not None else 0.0])
             if not c.render_parked:
@@ -243,7 +250,8 @@ class LiberoEnv(Env):
 
         def room(side: float) -> float:
             grasp = bowl[:2] + [side * self.bowl_radius, 0.0]
-            return min((np.linalg.norm(s.body_pos(b)[:2] - grasp) - s.body_radius(b) for b in c.distractor_bodies),
+            return min((np.linalg.norm(s.body_pos(b)[:2] - grasp) - s.body_radius(b)
+                        for b in c.distractor_bodies + c.val_distractor_bodies),
                        default=np.inf)
 
         crowded = room(-1.0) < min(c.finger_reach, room(1.0))

@@ -6,7 +6,9 @@ the exact ray caster in raster.py from a camera placed by spherical parameters a
 paper's (theta, phi) viewpoint offsets. World frame: metres, z up, table top at `support_z`.
 
 Scene spec (a dict, all keys optional): bowl_xy, plate_xy, theta, phi (viewpoint offset, degrees),
-distractors (list of [x, y]), appearance (fields of `Appearance`: table, background, light).
+distractors (list of [x, y]), distractor_set ('test', default: coloured cans; 'val': balls in other
+colours, the validation clutter that choosing variants may look at), appearance (fields of
+`Appearance`: table, background, light).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .raster import Cylinder, Disc, Rays, Sphere, render
 
 ROBOT_TAG = 1
 _DISTRACTOR_COLORS = [(200, 40, 40), (40, 160, 60), (230, 200, 40), (150, 60, 200)]
+_VAL_DISTRACTOR_COLORS = [(240, 150, 20), (30, 170, 190), (230, 110, 170), (130, 90, 50)]
 
 
 @dataclass
@@ -84,6 +87,8 @@ class TabletopEnv(Env):
         self.bowl = np.array([*bowl_xy, c.support_z], dtype=np.float64)          # base centre
         self.plate = np.array([*self.spec.get("plate_xy", c.plate_xy), c.support_z])
         self.distractors = [np.asarray(d, dtype=np.float64) for d in self.spec.get("distractors", [])]
+        if self.spec.get("distractor_set", "test") not in ("test", "val"):
+            raise ValueError(f"tabletop distractor_set must be 'test' or 'val', got {self.spec['distractor_set']!r}")
         self.look = Appearance.from_spec(self.spec)
         theta, phi = float(self.spec.get("theta", 0.0)), float(self.spec.get("phi", 0.0))
         cam = self.base_camera.orbit(c.look_at, theta, phi) if theta else self.base_camera
@@ -145,9 +150,13 @@ class TabletopEnv(Env):
         b, r, h = self.bowl, c.bowl_radius, c.bowl_height
         prims += [Cylinder(tuple(b[:2]), b[2], b[2] + h, r, (35, 35, 40)),
                   Disc(tuple(b[:2]), b[2] + 0.004, r * 0.95, (70, 70, 80))]
+        val_set = self.spec.get("distractor_set") == "val"
         for i, d in enumerate(self.distractors):
-            prims.append(Cylinder(tuple(d[:2]), z, z + 0.06, 0.025, _DISTRACTOR_COLORS[i % 4]))
-            prims.append(Disc(tuple(d[:2]), z + 0.06, 0.025, _DISTRACTOR_COLORS[i % 4]))
+            if val_set:
+                prims.append(Sphere((d[0], d[1], z + 0.03), 0.03, _VAL_DISTRACTOR_COLORS[i % 4]))
+            else:
+                prims.append(Cylinder(tuple(d[:2]), z, z + 0.06, 0.025, _DISTRACTOR_COLORS[i % 4]))
+                prims.append(Disc(tuple(d[:2]), z + 0.06, 0.025, _DISTRACTOR_COLORS[i % 4]))
         e = self.ee
         spread = 0.035 - 0.02 * self.gripper                 # fingers close with the gripper
         prims += [Cylinder(tuple(e[:2]), e[2] + 0.02, e[2] + 0.25, 0.012, (90, 110, 200), ROBOT_TAG),
