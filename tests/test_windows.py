@@ -5,7 +5,8 @@ import pytest
 import torch
 from dot_track import dot_track
 
-from video_para.data.windows import WindowDataset
+from video_para.data.config import DataConfig
+from video_para.data.windows import OCCLUDER_CLEARANCE_PX, WindowDataset
 from video_para.envs import ENVS
 from video_para.envs.expert import generate_demos
 from video_para.envs.tabletop import TabletopConfig
@@ -171,3 +172,27 @@ def test_lazy_and_memory_windows_agree_with_workers(episodes, tmp_path):
                for ds, w in ((memory, 0), (lazy, 2))]
     for k in batches[0]:
         torch.testing.assert_close(batches[0][k], batches[1][k], msg=k)
+
+
+def test_occluders_paste_solid_rectangles_clear_of_the_window_pixels(episodes):
+    plain = WindowDataset(episodes, 5, clip_frames=2)
+    occluded = WindowDataset(episodes, 5, clip_frames=2, occluders=3, occluder_size_px=(4, 12))
+    pasted = 0
+    for i in range(0, len(plain), 3):
+        a, b = plain[i, i], occluded[i, i]
+        for key in ("target_pixels", "start_pixel", "target_xyz", "K"):
+            assert torch.equal(a[key], b[key])                          # labels and camera untouched
+        assert torch.equal(occluded[i, i]["clip"], b["clip"])           # a function of the key alone
+        changed = (a["clip"] != b["clip"]).any(1)                         # (T, H, W)
+        assert torch.equal(changed[0], changed[1])                        # the same occluders in every frame
+        if changed[0].any():
+            pasted += 1
+            vv, uu = torch.nonzero(changed[0], as_tuple=True)
+            pix = torch.cat([b["start_pixel"][None], b["target_pixels"]])
+            gap = (torch.stack([uu + 0.5, vv + 0.5], -1)[:, None] - pix[None]).abs().amax(-1).amin()
+            assert gap >= OCCLUDER_CLEARANCE_PX                            # never on or next to a window pixel
+            colors = b["clip"][0].permute(1, 2, 0)[changed[0]].unique(dim=0)
+            assert len(colors) <= 3                                       # each occluder one solid colour
+    assert pasted > len(range(0, len(plain), 3)) // 3
+    with pytest.raises(ValueError, match="occluder_size_px"):
+        DataConfig(occluder_size_px=[5, 2]).validate()

@@ -23,6 +23,8 @@ class DataConfig:
     camera: str = ""                    # empty: the env's first camera
     out_of_image: str = "drop"          # drop | clip | error (targets leaving the image)
     shift_px: int = 0                   # random translation augmentation (image and K together)
+    occluders: int = 0                  # > 0: up to this many random solid-colour rectangles pasted per window
+    occluder_size_px: list[int] = field(default_factory=lambda: [6, 20])   # their side range [lo, hi] (px)
     clip_frames: int = 1                # > 1: add a video clip for diffusion backbones (frame 0 = now)
     clip_stride: int = 1
     decode: str = "memory"              # source=lerobot: memory (decode every frame up front) | lazy (decode the
@@ -47,6 +49,9 @@ class DataConfig:
             raise ValueError(f"data.decode must be one of {DECODE}, got '{self.decode}'")
         if self.image_size and (len(self.image_size) != 2 or min(self.image_size) <= 0):
             raise ValueError(f"data.image_size must be [H, W] with positive sizes (or empty), got {self.image_size}")
+        if self.occluders < 0 or len(self.occluder_size_px) != 2 or not 1 <= self.occluder_size_px[0] <= self.occluder_size_px[1]:
+            raise ValueError(f"data.occluders must be >= 0 and data.occluder_size_px [lo, hi] with 1 <= lo <= hi, "
+                             f"got {self.occluders}, {self.occluder_size_px}")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"data.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
         if self.overlay and (self.overlay_radius_px <= 0 or len(self.overlay_color) != 3

@@ -64,5 +64,6 @@ def _windows(cfg: DataConfig, episodes: list, n_window: int) -> WindowDataset:
     if cfg.overlay:
         episodes = [with_point_track(ep, cfg.overlay_radius_px, cfg.overlay_color) for ep in episodes]
     return WindowDataset(episodes, n_window, camera=cfg.camera, out_of_image=cfg.out_of_image,
-                         shift_px=cfg.shift_px, clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride,
+                         shift_px=cfg.shift_px, occluders=cfg.occluders, occluder_size_px=cfg.occluder_size_px,
+                         clip_frames=cfg.clip_frames, clip_stride=cfg.clip_stride,
                          image_size=cfg.image_size, crop_scale=cfg.crop_scale)

@@ -12,6 +12,11 @@ Augmentation `shift_px`: a random image translation of up to that many pixels (e
 applied to the image *and* the camera (K's principal point), so labels stay exact; the shift is
 limited so that every target stays inside the image.
 
+Augmentation `occluders` = n: up to n rectangles (sides in `occluder_size_px`) of one random solid colour
+each are pasted into every frame of the window, none within OCCLUDER_CLEARANCE_PX of the start or a
+target pixel: the features must find the end effector and its targets past things that are not part of
+the task. It draws nothing of any scene (no object, shape or colour set of a protocol's clutter).
+
 Augmentation `image_size` = (H, W) with `crop_scale` = (lo, hi): random resized crop. A box with the
 output's aspect ratio covering a fraction in [lo, hi] of the largest such box (area), placed at random
 but containing every window pixel, is resized to image_size; K follows through Camera.cropped and
@@ -37,6 +42,7 @@ from ..geometry import Camera
 from ..models.stats import Stats
 
 OUT_OF_IMAGE = ("drop", "clip", "error")
+OCCLUDER_CLEARANCE_PX = 3
 
 
 def _spans(frames: list[int]) -> str:
@@ -54,13 +60,14 @@ class WindowDataset(Dataset):
     """Windows over validated episodes (frames in memory or decoded lazily), one camera."""
 
     def __init__(self, episodes: list[Episode], n_window: int, camera: str = "", out_of_image: str = "drop",
-                 shift_px: int = 0, clip_frames: int = 1, clip_stride: int = 1,
+                 shift_px: int = 0, occluders: int = 0, occluder_size_px=(6, 20), clip_frames: int = 1, clip_stride: int = 1,
                  image_size: tuple[int, int] | None = None, crop_scale: tuple[float, float] = (1.0, 1.0)):
         if out_of_image not in OUT_OF_IMAGE:
             raise ValueError(f"out_of_image must be one of {OUT_OF_IMAGE}, got '{out_of_image}'")
         if not episodes:
             raise ValueError("WindowDataset needs at least one episode")
         self.episodes, self.n_window, self.out_of_image, self.shift_px = episodes, n_window, out_of_image, shift_px
+        self.occluders, self.occluder_size_px = occluders, tuple(occluder_size_px)
         self.clip_frames, self.clip_stride = clip_frames, clip_stride
         self.image_size, self.crop_scale = (tuple(image_size) if image_size else None), tuple(crop_scale)
         self.camera = camera or next(iter(episodes[0].cameras))
@@ -118,6 +125,8 @@ class WindowDataset(Dataset):
         rng = np.random.default_rng(aug_seed)
         if self.shift_px:
             images, K, pix = self._shift(images, K, pix, rng)
+        if self.occluders:
+            images = self._occlude(images, pix, rng)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         # numpy, not torch, for per-item work: torch's intra-op threads cost ~30 ms per call on a busy 2-core box
         clip = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(np.float32) / np.float32(255))
@@ -147,6 +156,18 @@ class WindowDataset(Dataset):
         K[0, 2] += dx
         K[1, 2] += dy
         return images, K, pix + [dx, dy]
+
+    def _occlude(self, images, pix, rng: np.random.Generator):
+        """images (T, H, W, 3) with up to self.occluders solid rectangles clear of the window's pixels."""
+        H, W = images.shape[1:3]
+        lo, hi = self.occluder_size_px
+        out, c = images.copy(), OCCLUDER_CLEARANCE_PX
+        for _ in range(int(rng.integers(0, self.occluders + 1))):
+            w, h = (int(v) for v in rng.integers(lo, min(hi, W, H) + 1, size=2))
+            x, y = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
+            if not ((pix[:, 0] > x - c) & (pix[:, 0] < x + w + c) & (pix[:, 1] > y - c) & (pix[:, 1] < y + h + c)).any():
+                out[:, y:y + h, x:x + w] = rng.integers(0, 256, 3)
+        return out
 
     def _resized_crop(self, clip: torch.Tensor, cam: Camera, pix: np.ndarray, rng: np.random.Generator):
         """clip (T, 3, H, W) float -> (T, 3, *image_size), with K and the window pixels mapped alike."""

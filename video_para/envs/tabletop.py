@@ -24,7 +24,7 @@ from .raster import Cylinder, Disc, Rays, Sphere, render
 
 ROBOT_TAG = 1
 _DISTRACTOR_COLORS = [(200, 40, 40), (40, 160, 60), (230, 200, 40), (150, 60, 200)]
-_VAL_DISTRACTOR_COLORS = [(240, 150, 20), (30, 170, 190), (230, 110, 170), (130, 90, 50)]
+_VAL_DISTRACTOR_COLORS = [(30, 170, 190), (230, 110, 170), (130, 90, 50), (170, 230, 90)]   # none like the fingers
 
 
 @dataclass
