@@ -87,6 +87,12 @@ def test_validation_clutter_is_its_own_set_and_needs_a_holdout():
     assert all(len(s["distractors"]) == 3 and "distractor_set" not in s for s in test)
     for s in val:                                                           # clear of the bowl
         assert min(np.hypot(*(np.array(s["distractors"]) - s["bowl_xy"]).T)) > 0.1
+    layouts = specs(load_protocol("distractors", ["rows=8", "cols=8", "holdout=stride", "val_distractors=2",
+                                                  "val_layouts=3"]), "val")
+    assert len(layouts) == 3 * len(val) and len({str(s["distractors"]) for s in layouts}) == len(layouts)
+    assert [s["cell"] for s in layouts[:3]] == [val[0]["cell"]] * 3
+    with pytest.raises(ValueError, match="val_layouts > 1.*needs val_distractors"):
+        load_protocol("distractors", ["holdout=stride", "val_layouts=2"])
     with pytest.raises(ValueError, match="distractors.*val_distractors needs a validation split"):
         load_protocol("distractors", ["val_distractors=2"])
 

@@ -58,6 +58,7 @@ class ProtocolConfig:
     train_distractors: int = 0          # clutter objects per scene (paper: clean train, cluttered test)
     test_distractors: int = 0
     val_distractors: int = 0            # validation-set clutter per validation scene (spec distractor_set 'val')
+    val_layouts: int = 1                # validation scenes per held-out cell, each its own clutter layout
     train_appearance: dict = field(default_factory=dict)   # spec['appearance'] of training scenes
     test_appearance: dict = field(default_factory=dict)    # and of test scenes (paper: new environment)
     train_init_states: list[int] = field(default_factory=list)   # the env's own initial scenes instead of
@@ -83,6 +84,9 @@ class ProtocolConfig:
             raise ValueError(f"protocol '{self.name}': holdout_stride must be >= 2, got {self.holdout_stride}")
         if bool(self.train_init_states) != bool(self.test_init_states):
             raise ValueError(f"protocol '{self.name}': train_init_states and test_init_states go together")
+        if self.val_layouts < 1 or (self.val_layouts > 1 and not self.val_distractors):
+            raise ValueError(f"protocol '{self.name}': val_layouts > 1 repeats a held-out cell with other clutter: "
+                             f"it needs val_distractors (got val_layouts={self.val_layouts})")
         if self.val_distractors and self.holdout == "none":
             raise ValueError(f"protocol '{self.name}': val_distractors needs a validation split (holdout)")
         if self.train_init_states and (self.holdout != "none" or self.train_distractors or self.test_distractors):
@@ -164,7 +168,7 @@ def specs(p: ProtocolConfig, split: str) -> list[dict]:
     out = []
     for theta, phi in views:
         for place in places:
-            for k in range(p.demos_per_cell if split == "train" else 1):
+            for k in range({"train": p.demos_per_cell, "val": p.val_layouts, "test": 1}[split]):
                 spec = {"init_state": place} if p.train_init_states else {"bowl_xy": cell_xy(p, *place), "cell": list(place)}
                 spec.update(theta=theta, phi=phi)
                 n_clutter = {"train": p.train_distractors, "test": p.test_distractors,
