@@ -34,3 +34,23 @@ def test_offline_metrics_measure_known_displacements():
     assert m["height_error_m"] == pytest.approx(0.02, abs=1e-6) and m["xyz_error_m"] == pytest.approx(0.02, abs=1e-6)
     assert m["gripper_agreement"] == 0.0
     assert "| PARA test | 5.000 |" in format_metrics({"PARA test": m})
+
+
+class AboveHorizon(OffsetOracle):
+    """Like OffsetOracle, but a window with a black image predicts a pixel that cannot be lifted."""
+
+    def predict_batch(self, image, start_pixel, camera, support_z):
+        if (image.flatten(1).amax(1) == 0).any():
+            raise ValueError("3 pixel rays meet the plane z = support_z + height behind the camera")
+        return super().predict_batch(image, start_pixel, camera, support_z)
+
+
+def test_windows_that_cannot_be_decoded_fail_alone():
+    env = ENVS.build(TabletopConfig(image_height=64, image_width=64))
+    ep, _ = run_expert(env, {"bowl_xy": [0.0, 0.1]}, seed=0)
+    item = WindowDataset([ep], n_window=12)[0]
+    dark = {**item, "image": torch.zeros_like(item["image"])}
+    m = offline_metrics(AboveHorizon(item, (64, 64)), [item, dark, item, item, dark], batch_size=4)
+    assert m["failed_windows"] == pytest.approx(2 / 5)
+    assert m["pixel_error_px"] == pytest.approx(5.0, abs=1e-5)     # the three decodable windows, each 5 px off
+    assert m["xyz_error_m"] == pytest.approx(0.02, abs=1e-6)

@@ -34,7 +34,8 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch, capsy
     out = tmp_path / "out"
     assert [(r["method"], r["seed"]) for r in results] == [("PARA", 0), ("global MLP", 0), ("PARA", 1), ("global MLP", 1)]
     assert all(r["episodes"] == 3 == len(r["rollouts"]) for r in results)
-    assert all(r["offline_test"].keys() == {"pixel_error_px", "xyz_error_m", "height_error_m", "gripper_agreement"} for r in results)
+    assert all(r["offline_test"].keys() == {"pixel_error_px", "xyz_error_m", "height_error_m", "gripper_agreement",
+                                            "failed_windows"} for r in results)
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
     assert "| lr | PARA |" in md.split("never grasped")[1]                                  # failure breakdown
@@ -76,14 +77,14 @@ def test_report_pools_seeds_and_writes_known_tables(tmp_path, capsys):
     def run(method, seed, paper, successes, grasps, seconds, offline):
         return {"comparison": "lr", "method": method, "seed": seed, "successes": sum(successes), "episodes": 5,
                 "paper": paper, "seconds": seconds, "offline_test": dict(zip(
-                    ["pixel_error_px", "height_error_m", "gripper_agreement"], offline)),
+                    ["pixel_error_px", "height_error_m", "gripper_agreement", "failed_windows"], offline)),
                 "rollouts": [{"spec": s, "success": ok, "steps": 10, "grasps": g}
                              for s, ok, g in zip(scenes, successes, grasps)]}
     F, T = False, True
-    results = [run("PARA", 0, 54, [T, F, F, F, F], [1, 0, 0, 1, 2], 10, [2.0, 0.01, 0.5]),
-               run("PARA", 1, 54, [T, T, T, T, F], [1, 1, 1, 1, 0], 20, [4.0, 0.03, 1.0]),
-               run("global MLP", 0, 1, [T, F, F, F, F], [None] * 5, 30, [1.0, 0.02, 0.9]),
-               run("global MLP", 1, 1, [T, T, F, F, F], [None] * 5, 40, [2.0, 0.04, 0.8]),
+    results = [run("PARA", 0, 54, [T, F, F, F, F], [1, 0, 0, 1, 2], 10, [2.0, 0.01, 0.5, 0.0]),
+               run("PARA", 1, 54, [T, T, T, T, F], [1, 1, 1, 1, 0], 20, [4.0, 0.03, 1.0, 0.1]),
+               run("global MLP", 0, 1, [T, F, F, F, F], [None] * 5, 30, [1.0, 0.02, 0.9, 0.0]),
+               run("global MLP", 1, 1, [T, T, F, F, F], [None] * 5, 40, [2.0, 0.04, 0.8, 0.0]),
                run("PARA two-stage", 0, None, [T, T, F, F, F], [1, 1, 0, 0, 0], 50, [0.5, 0.005, 1.0])]
     pretrain = suite.pretrain_dir(out, ["tiny_svd_pretrain"], 0)
     pretrain.mkdir(parents=True)
@@ -111,7 +112,8 @@ Compute: 175 s (0.05 h); runs: 5 (150 s); pretraining runs: 1 (25 s, training on
         "protocol,method,successes,episodes,success_rate,seed_rates,paper",
         "lr,PARA,5,10,0.5,0.2000 0.8000,54", "lr,global MLP,3,10,0.3,0.2000 0.4000,1", "lr,PARA two-stage,2,5,0.4,0.4000,"]
     assert (out / "offline.md").read_text().splitlines()[2:] == [
-        "| lr | PARA | 3.0 | 2.0 | 0.75 |", "| lr | global MLP | 1.5 | 3.0 | 0.85 |", "| lr | PARA two-stage | 0.5 | 0.5 | 1.00 |"]
+        "| lr | PARA | 3.0 | 2.0 | 0.75 | 5.0% |", "| lr | global MLP | 1.5 | 3.0 | 0.85 | 0.0% |",
+            "| lr | PARA two-stage | 0.5 | 0.5 | 1.00 | — |"]     # a run recorded before the column: a dash
     assert written == [out / "results.md", out / "results.csv", out / "offline.md", out / "lr.png", out / "lr_loss.png"]
     assert all(p.stat().st_size > 0 for p in written)
     assert capsys.readouterr().out.count("no loss curve") == 2                    # only PARA seed 0 wrote one

@@ -258,11 +258,16 @@ def discard_if_changed(out: Path, cfg: ExperimentConfig, name: str) -> bool:
     return True
 
 
+def _percent(fraction) -> str:
+    return "—" if fraction is None or np.isnan(fraction) else f"{100 * fraction:.1f}%"
+
+
 def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
     """Combined table (seeds pooled, spread across seeds), offline errors, and the paper's plots."""
     rows, written, grasping = [], [], []
-    offline = ["| comparison | method | test pixel error (px) | test height error (cm) | test gripper agreement |",
-               "|---|---|---|---|---|"]
+    offline = ["| comparison | method | test pixel error (px) | test height error (cm) | test gripper agreement "
+               "| test windows not decodable |",
+               "|---|---|---|---|---|---|"]
     for comp in suite.comparisons:
         per_method: dict[str, RolloutResult] = {}
         for m in comp.methods:
@@ -273,9 +278,9 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
                          "episodes": sum(r["episodes"] for r in runs),
                          "paper": runs[0]["paper"] if m.paper_from_protocol else m.paper,
                          "seed_rates": [r["successes"] / max(1, r["episodes"]) for r in runs]})
-            off = {k: np.mean([r["offline_test"][k] for r in runs]) for k in runs[0]["offline_test"]}
+            off = {k: np.mean([r["offline_test"].get(k, np.nan) for r in runs]) for k in runs[0]["offline_test"]}
             offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
-                           f"| {off['gripper_agreement']:.2f} |")
+                           f"| {off['gripper_agreement']:.2f} | {_percent(off.get('failed_windows'))} |")
             per_seed = [[EpisodeResult(**e) for e in r["rollouts"]] for r in runs]
             per_method[m.name] = RolloutResult(per_seed[0])
             grasping.append((comp.name, m.name, [e for episodes in per_seed for e in episodes]))
