@@ -92,6 +92,15 @@ def refuse_init_state(spec: dict, env: str) -> None:
                          "they are LIBERO's: env=@env/libero")
 
 
+def distractor_set(spec: dict, env: str) -> str:
+    """Which clutter a spec's distractors are: 'test' (the default) or 'val', the validation set that
+    looks unlike it (scenes.py val_distractors)."""
+    name = spec.get("distractor_set", "test")
+    if name not in ("test", "val"):
+        raise ValueError(f"{env} distractor_set must be 'test' or 'val', got {name!r}")
+    return name
+
+
 def kinematic_grasp(obj: np.ndarray, ee: np.ndarray, held: np.ndarray | None, was_closed: bool, closed: bool,
                     graspable: Callable[[], bool], rest_z: Callable[[np.ndarray], float]):
     """Grasping in a teleport-servo env without contact dynamics: the gripper closing on a graspable

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
-from .base import ENVS, Env, EnvConfig, Observation
+from .base import ENVS, Env, EnvConfig, Observation, distractor_set
 from .expert import pick_and_place
 
 def quiet_robosuite_import() -> None:
@@ -172,12 +172,12 @@ class LiberoEnv(Env):
         s.place(c.bowl, [*self.to_world(spec["bowl_xy"]), z], [1, 0, 0, 0])
         s.place(c.plate, [*self.to_world(spec.get("plate_xy", c.plate_xy)), z], [1, 0, 0, 0])
         clutter = [np.asarray(d, dtype=np.float64) for d in spec.get("distractors", [])]
-        val_set = spec.get("distractor_set", "test") == "val"
-        name = "val_distractor_bodies" if val_set else "distractor_bodies"
+        which = distractor_set(spec, "libero")
+        name = "val_distractor_bodies" if which == "val" else "distractor_bodies"
         bodies = getattr(c, name)
         if len(clutter) > len(bodies):
             raise ValueError(f"LIBERO scene has {len(bodies)} objects in env.{name}, spec "
-                             f"(distractor_set {spec.get('distractor_set', 'test')!r}) asks for {len(clutter)}")
+                             f"(distractor_set {which!r}) asks for {len(clutter)}")
         for body, xy in zip(bodies, clutter):
             s.place(body, [*self.to_world(xy), z + 0.01])
         parked = [b for b in c.distractor_bodies + c.val_distractor_bodies if b not in bodies[:len(clutter)]] + c.park_bodies

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..episodes import GRIPPER_CLOSED_AT
 from ..geometry import Camera
-from .base import ENVS, Env, EnvConfig, Observation, kinematic_grasp, refuse_init_state
+from .base import ENVS, Env, EnvConfig, Observation, distractor_set, kinematic_grasp, refuse_init_state
 from .expert import pick_and_place
 from .raster import Cylinder, Disc, Rays, Sphere, render
 
@@ -87,8 +87,7 @@ class TabletopEnv(Env):
         self.bowl = np.array([*bowl_xy, c.support_z], dtype=np.float64)          # base centre
         self.plate = np.array([*self.spec.get("plate_xy", c.plate_xy), c.support_z])
         self.distractors = [np.asarray(d, dtype=np.float64) for d in self.spec.get("distractors", [])]
-        if self.spec.get("distractor_set", "test") not in ("test", "val"):
-            raise ValueError(f"tabletop distractor_set must be 'test' or 'val', got {self.spec['distractor_set']!r}")
+        self.val_clutter = distractor_set(self.spec, "tabletop") == "val"
         self.look = Appearance.from_spec(self.spec)
         theta, phi = float(self.spec.get("theta", 0.0)), float(self.spec.get("phi", 0.0))
         cam = self.base_camera.orbit(c.look_at, theta, phi) if theta else self.base_camera
@@ -150,9 +149,8 @@ class TabletopEnv(Env):
         b, r, h = self.bowl, c.bowl_radius, c.bowl_height
         prims += [Cylinder(tuple(b[:2]), b[2], b[2] + h, r, (35, 35, 40)),
                   Disc(tuple(b[:2]), b[2] + 0.004, r * 0.95, (70, 70, 80))]
-        val_set = self.spec.get("distractor_set") == "val"
         for i, d in enumerate(self.distractors):
-            if val_set:
+            if self.val_clutter:
                 prims.append(Sphere((d[0], d[1], z + 0.03), 0.03, _VAL_DISTRACTOR_COLORS[i % 4]))
             else:
                 prims.append(Cylinder(tuple(d[:2]), z, z + 0.06, 0.025, _DISTRACTOR_COLORS[i % 4]))
