@@ -34,7 +34,7 @@ def test_suite_trains_evaluates_reports_and_resumes(tmp_path, monkeypatch, capsy
     out = tmp_path / "out"
     assert [(r["method"], r["seed"]) for r in results] == [("PARA", 0), ("global MLP", 0), ("PARA", 1), ("global MLP", 1)]
     assert all(r["episodes"] == 3 == len(r["rollouts"]) for r in results)
-    assert all(r["offline_test"].keys() == {"pixel_error_px", "xyz_error_m", "height_error_m", "gripper_agreement",
+    assert all(r["offline"].keys() == {"pixel_error_px", "xyz_error_m", "height_error_m", "gripper_agreement",
                                             "failed_windows"} for r in results)
     md = (out / "results.md").read_text()
     assert "| lr | PARA |" in md and "over 2 seeds" in md and "54%" in md and "| 1% |" in md  # paper column
@@ -76,7 +76,7 @@ def test_report_pools_seeds_and_writes_known_tables(tmp_path, capsys):
 
     def run(method, seed, paper, successes, grasps, seconds, offline):
         return {"comparison": "lr", "method": method, "seed": seed, "successes": sum(successes), "episodes": 5,
-                "paper": paper, "seconds": seconds, "offline_test": dict(zip(
+                "paper": paper, "seconds": seconds, "offline": dict(zip(
                     ["pixel_error_px", "height_error_m", "gripper_agreement", "failed_windows"], offline)),
                 "rollouts": [{"spec": s, "success": ok, "steps": 10, "grasps": g}
                              for s, ok, g in zip(scenes, successes, grasps)]}
@@ -112,8 +112,8 @@ Compute: 175 s (0.05 h); runs: 5 (150 s); pretraining runs: 1 (25 s, training on
         "protocol,method,successes,episodes,success_rate,seed_rates,paper",
         "lr,PARA,5,10,0.5,0.2000 0.8000,54", "lr,global MLP,3,10,0.3,0.2000 0.4000,1", "lr,PARA two-stage,2,5,0.4,0.4000,"]
     assert (out / "offline.md").read_text().splitlines()[2:] == [
-        "| lr | PARA | 3.0 | 2.0 | 0.75 | 5.0% |", "| lr | global MLP | 1.5 | 3.0 | 0.85 | 0.0% |",
-            "| lr | PARA two-stage | 0.5 | 0.5 | 1.00 | — |"]     # a run recorded before the column: a dash
+        "| lr | test | PARA | 3.0 | 2.0 | 0.75 | 5.0% |", "| lr | test | global MLP | 1.5 | 3.0 | 0.85 | 0.0% |",
+            "| lr | test | PARA two-stage | 0.5 | 0.5 | 1.00 | — |"]     # a run recorded before the column: a dash
     assert written == [out / "results.md", out / "results.csv", out / "offline.md", out / "lr.png", out / "lr_loss.png"]
     assert all(p.stat().st_size > 0 for p in written)
     assert capsys.readouterr().out.count("no loss curve") == 2                    # only PARA seed 0 wrote one
@@ -133,6 +133,34 @@ def test_only_runs_the_named_comparisons(tmp_path):
     with pytest.raises(ValueError, match=r"only=\['lr2'\] names no comparison"):
         suite.main([str(path), *SMALL, "suite.only=[lr2]"])
 
+
+
+def test_a_validation_suite_rolls_out_the_holdout_and_never_the_test_scenes(tmp_path):
+    """split: val rolls out (and measures offline on) the protocol's holdout, shows no paper number, and a
+    protocol without a holdout is an error naming the comparison before anything trains."""
+    path = tmp_path / "s.yaml"
+    overrides = ["rows=2", "cols=8", "holdout=boundary", "holdout_width=1"]
+    path.write_text(f"""
+name: small
+seeds: [0]
+output_dir: {tmp_path / 'out'}
+comparisons:
+  - {{name: lr_val, protocol: left_right, protocol_overrides: {json.dumps(overrides)}, split: val,
+     methods: [{{name: PARA, experiment: tiny_para}}]}}
+""")
+    [result] = suite.main([str(path), *SMALL])
+    protocol = load_protocol("left_right", overrides)
+    val, test = specs(protocol, "val"), specs(protocol, "test")
+    assert [e["spec"] for e in result["rollouts"]] == val and len(val) == 2 and len(test) == 8
+    assert not {json.dumps(s, sort_keys=True) for s in val} & {json.dumps(s, sort_keys=True) for s in test}
+    assert result["split"] == "val" and result["paper"] is None and result["episodes"] == 2
+    k = result["successes"]
+    assert f"| lr_val | PARA | {50 * k}% ({k}/2) | — |" in (tmp_path / "out" / "results.md").read_text()
+    assert "| lr_val | val | PARA |" in (tmp_path / "out" / "offline.md").read_text()
+    path.write_text(path.read_text().replace(', "holdout=boundary", "holdout_width=1"', ""))
+    with pytest.raises(ValueError, match="has no validation split"):
+        suite.main([str(path), *SMALL, f"suite.output_dir={tmp_path / 'none'}"])
+    assert not (tmp_path / "none").exists()
 
 @pytest.mark.parametrize("entry", ["suite", "quickstart"])
 def test_a_misspelt_override_is_an_error_before_anything_is_written(tmp_path, monkeypatch, entry):
@@ -155,7 +183,7 @@ def test_same_seed_same_table(tmp_path):
     first = suite.main([str(path), *SMALL])
     second = suite.main([str(path), *SMALL, f"suite.output_dir={tmp_path / 'again'}"])
     for a, b in zip(first, second):
-        assert a["offline_test"] == b["offline_test"] and a["successes"] == b["successes"]
+        assert a["offline"] == b["offline"] and a["successes"] == b["successes"]
         assert [e["steps"] for e in a["rollouts"]] == [e["steps"] for e in b["rollouts"]]
 
 
@@ -169,7 +197,7 @@ def test_every_committed_suite_resolves_every_run(name, tmp_path):
         for method in comp.methods:
             run = runner.config(comp, method, cfg.seeds[0])
             protocol = load_protocol(run.data.protocol, run.data.protocol_overrides)
-            assert specs(protocol, "train") and specs(protocol, "test")
+            assert specs(protocol, "train") and specs(protocol, comp.split)
             papers[comp.name, method.name] = suite.Runner.paper(method, protocol, run)
     if name == "reproduce":
         for comp in ("near_far", "hemisphere", "new_environment"):

@@ -4,7 +4,8 @@
     python -m video_para.suite reproduce  [key=value ...]    # every experiment of the paper, in miniature
 
 A suite (configs/suite/<name>.yaml) lists comparisons; each names a protocol (its train split gives
-the demos, its test split the rollouts) and methods, each method an experiment config under
+the demos, its test split the rollouts, or with `split: val` its validation holdout: a suite that
+chooses between variants without the test scenes, e.g. configs/suite/validate.yaml) and methods, each method an experiment config under
 configs/experiment/ plus overrides, optionally initialised from a pretraining experiment run first.
 `key=value` arguments are applied to every experiment (e.g. `train.steps=300`); suite fields are
 set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.report_only=true` tabulates what has
@@ -62,7 +63,9 @@ class ComparisonConfig:
     name: str = ""
     protocol: str = "left_right"
     protocol_overrides: list[str] = field(default_factory=list)
-    episodes: int = 0                   # test episodes, evenly subsampled from the split (0: all)
+    episodes: int = 0                   # episodes, evenly subsampled from the split (0: all)
+    split: str = "test"                 # the scenes rolled out: test, or val (the protocol's holdout, carved from the
+                                        # training cells) to choose between variants without the test scenes
     methods: list[MethodSpec] = field(default_factory=list)
 
 
@@ -81,6 +84,8 @@ class SuiteConfig:
         for c in self.comparisons:
             if not c.methods:
                 raise ValueError(f"suite '{self.name}', comparison '{c.name}': no methods")
+            if c.split not in ("test", "val"):
+                raise ValueError(f"suite '{self.name}', comparison '{c.name}': split must be test or val, got '{c.split}'")
         unknown = set(self.only) - {c.name for c in self.comparisons}
         if unknown:
             raise ValueError(f"suite '{self.name}': only={sorted(unknown)} names no comparison "
@@ -172,7 +177,7 @@ class Runner:
             self.pretrained(method.pretrain, seed)          # the policy self.config() starts from
         cfg = self.config(comp, method, seed)
         protocol = load_protocol(cfg.data.protocol, cfg.data.protocol_overrides)
-        test = subsample(specs(protocol, "test"), comp.episodes)
+        scenes = subsample(specs(protocol, comp.split), comp.episodes)
         if not self._shown:
             print(f"[suite] resolved config of the first run (every run writes its own config.yaml):\n{to_yaml(cfg)}")
             self._shown = True
@@ -184,19 +189,20 @@ class Runner:
             (out / TRAINING_KEY).write_text(key)
         env = ENVS.build(cfg.env)
         try:
-            res = rollout(policy, env, test, cfg.eval.replan_every, cfg.eval.max_steps, seed=seed,
+            res = rollout(policy, env, scenes, cfg.eval.replan_every, cfg.eval.max_steps, seed=seed,
                           video_dir=out / "videos", n_videos=cfg.eval.videos, desc=f"eval {comp.name}/{method.name}")
-            held_out = WindowDataset(generate_demos(env, test, seed=seed + 7919, progress=False), cfg.policy.n_window)
+            held_out = WindowDataset(generate_demos(env, scenes, seed=seed + 7919, progress=False), cfg.policy.n_window)
         finally:
             env.close()
         result = {"comparison": comp.name, "method": method.name, "experiment": method.experiment, "seed": seed,
-                  "successes": res.successes, "episodes": len(test), "paper": self.paper(method, protocol, cfg),
-                  "offline_test": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
+                  "split": comp.split, "successes": res.successes, "episodes": len(scenes),
+                  "paper": self.paper(method, protocol, cfg) if comp.split == "test" else None,
+                  "offline": offline_metrics(policy, held_out), "seconds": round(time.time() - t0, 1),
                   "rollouts": [asdict(e) for e in res.episodes]}
         if source:
             result["trained_in"] = str(source)
         write_json(out / "result.json", result)
-        print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(test)}")
+        print(f"[suite] {comp.name}/{method.name} seed {seed}: {res.successes}/{len(scenes)} ({comp.split} scenes)")
         return result
 
     def trained_alike(self, key: str, seed: int, out: Path) -> Path | None:
@@ -265,9 +271,9 @@ def _percent(fraction) -> str:
 def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
     """Combined table (seeds pooled, spread across seeds), offline errors, and the paper's plots."""
     rows, written, grasping = [], [], []
-    offline = ["| comparison | method | test pixel error (px) | test height error (cm) | test gripper agreement "
-               "| test windows not decodable |",
-               "|---|---|---|---|---|---|"]
+    offline = ["| comparison | split | method | pixel error (px) | height error (cm) | gripper agreement "
+               "| windows not decodable |",
+               "|---|---|---|---|---|---|---|"]
     for comp in suite.comparisons:
         per_method: dict[str, RolloutResult] = {}
         for m in comp.methods:
@@ -278,14 +284,16 @@ def report(suite: SuiteConfig, results: list[dict], out: Path) -> list[Path]:
                          "episodes": sum(r["episodes"] for r in runs),
                          "paper": runs[0]["paper"] if m.paper_from_protocol else m.paper,
                          "seed_rates": [r["successes"] / max(1, r["episodes"]) for r in runs]})
-            off = {k: np.mean([r["offline_test"].get(k, np.nan) for r in runs]) for k in runs[0]["offline_test"]}
-            offline.append(f"| {comp.name} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
+            off = {k: np.mean([r["offline"].get(k, np.nan) for r in runs]) for k in runs[0]["offline"]}
+            offline.append(f"| {comp.name} | {comp.split} | {m.name} | {off['pixel_error_px']:.1f} | {100 * off['height_error_m']:.1f} "
                            f"| {off['gripper_agreement']:.2f} | {_percent(off.get('failed_windows'))} |")
             per_seed = [[EpisodeResult(**e) for e in r["rollouts"]] for r in runs]
             per_method[m.name] = RolloutResult(per_seed[0])
             grasping.append((comp.name, m.name, [e for episodes in per_seed for e in episodes]))
         if per_method:
-            written.append(plot_protocol(per_method, load_protocol(comp.protocol, comp.protocol_overrides), out, comp.name))
+            protocol = load_protocol(comp.protocol, comp.protocol_overrides)
+            if plot := plot_protocol(per_method, protocol, out, comp.name, split=comp.split):
+                written.append(plot)
             metrics = {m.name: run_dir(out, comp.name, m.name, suite.seeds[0]) / "metrics.csv"
                        for m in comp.methods if m.name in per_method}
             written.append(plot_loss_curves(metrics, out / f"{comp.name}_loss.png"))
@@ -325,7 +333,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     planned = [(comp, method, seed) for comp in suite.comparisons if not suite.only or comp.name in suite.only
                for seed in suite.seeds for method in comp.methods]
     for comp, method, seed in planned:                 # a typo in an override fails here, before anything is written
-        runner.config(comp, method, seed)
+        run = runner.config(comp, method, seed)
+        if not specs(load_protocol(run.data.protocol, run.data.protocol_overrides), comp.split):   # so does an empty split
+            raise ValueError(f"suite '{suite.name}', comparison '{comp.name}': its {comp.split} split has no scenes")
     t0, out = time.time(), Path(suite.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.yaml").write_text(to_yaml(suite))
