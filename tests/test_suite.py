@@ -119,7 +119,7 @@ Compute: 175 s (0.05 h); runs: 5 (150 s); pretraining runs: 1 (25 s, training on
     assert capsys.readouterr().out.count("no loss curve") == 2                    # only PARA seed 0 wrote one
 
 
-def test_only_runs_the_named_comparisons(tmp_path):
+def test_only_runs_the_named_comparisons_and_methods(tmp_path):
     path = write_suite(tmp_path)
     path.write_text(path.read_text() + """  - name: second
     protocol: left_right
@@ -132,6 +132,11 @@ def test_only_runs_the_named_comparisons(tmp_path):
     assert not (tmp_path / "out" / "lr").exists()
     with pytest.raises(ValueError, match=r"only=\['lr2'\] names no comparison"):
         suite.main([str(path), *SMALL, "suite.only=[lr2]"])
+    results = suite.main([str(path), *SMALL, "suite.only=[lr]", "suite.methods=[global MLP]"])
+    assert [(r["comparison"], r["method"]) for r in results] == [("lr", "global MLP")]
+    assert not (tmp_path / "out" / "lr" / "para").exists()
+    with pytest.raises(ValueError, match=r"methods=\['MLP'\] names no method"):
+        suite.main([str(path), *SMALL, "suite.methods=[MLP]"])
 
 
 

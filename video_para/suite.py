@@ -8,8 +8,8 @@ the demos, its test split the rollouts, or with `split: val` its validation hold
 chooses between variants without the test scenes, e.g. configs/suite/validate.yaml) and methods, each method an experiment config under
 configs/experiment/ plus overrides, optionally initialised from a pretraining experiment run first.
 `key=value` arguments are applied to every experiment (e.g. `train.steps=300`); suite fields are
-set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.report_only=true` tabulates what has
-finished so far). A finished run (its result.json) is reused only if its config.yaml equals the config
+set with `suite.<field>=...` (e.g. `suite.seeds=[0,1,2]`; `suite.only=[...]` / `suite.methods=[...]` run some
+comparisons / methods; `suite.report_only=true` tabulates what has finished so far). A finished run (its result.json) is reused only if its config.yaml equals the config
 requested now, so an interrupted suite continues where it stopped; one made with another config (say
 an earlier train.steps) is re-run, and the keys that differ are printed. Comparisons that train alike
 (the same training scenes and config, e.g. distractors and new_environment: clean demos, different test
@@ -76,6 +76,7 @@ class SuiteConfig:
     output_dir: str = "outputs/quickstart"
     report_only: bool = False           # tabulate the runs already finished (listing the missing ones), train nothing
     only: list[str] = field(default_factory=list)   # run just these comparisons (e.g. to split a suite across machines)
+    methods: list[str] = field(default_factory=list)   # ... and just these methods, by name (e.g. one new variant)
     comparisons: list[ComparisonConfig] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -90,6 +91,10 @@ class SuiteConfig:
         if unknown:
             raise ValueError(f"suite '{self.name}': only={sorted(unknown)} names no comparison "
                              f"(it has {[c.name for c in self.comparisons]})")
+        names = {m.name for c in self.comparisons for m in c.methods}
+        if set(self.methods) - names:
+            raise ValueError(f"suite '{self.name}': methods={sorted(set(self.methods) - names)} names no method "
+                             f"(it has {sorted(names)})")
 
 
 def experiment_config(method: MethodSpec, comp: ComparisonConfig, seed: int, out: Path, common: list[str]) -> ExperimentConfig:
@@ -331,7 +336,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     suite = load_config(SuiteConfig, [f"config={path}", *suite_args])
     runner, results = Runner(suite, common), []
     planned = [(comp, method, seed) for comp in suite.comparisons if not suite.only or comp.name in suite.only
-               for seed in suite.seeds for method in comp.methods]
+               for seed in suite.seeds for method in comp.methods if not suite.methods or method.name in suite.methods]
     for comp, method, seed in planned:                 # a typo in an override fails here, before anything is written
         run = runner.config(comp, method, seed)
         if not specs(load_protocol(run.data.protocol, run.data.protocol_overrides), comp.split):   # so does an empty split
