@@ -92,9 +92,8 @@ class SuiteConfig:
             raise ValueError(f"suite '{self.name}': only={sorted(unknown)} names no comparison "
                              f"(it has {[c.name for c in self.comparisons]})")
         names = {m.name for c in self.comparisons for m in c.methods}
-        if set(self.methods) - names:
-            raise ValueError(f"suite '{self.name}': methods={sorted(set(self.methods) - names)} names no method "
-                             f"(it has {sorted(names)})")
+        if unknown := set(self.methods) - names:
+            raise ValueError(f"suite '{self.name}': methods={sorted(unknown)} names no method (it has {sorted(names)})")
 
 
 def experiment_config(method: MethodSpec, comp: ComparisonConfig, seed: int, out: Path, common: list[str]) -> ExperimentConfig:
