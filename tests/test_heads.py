@@ -264,3 +264,28 @@ def test_one_switch_gripper_removes_flicker_and_keeps_one_real_switch():
         filter_gripper(g, "median", 4)
     with pytest.raises(ValueError, match="gripper_filter"):
         filter_gripper(g, "hysteresis")
+
+
+def test_snap_moves_each_gripper_switch_to_the_lowest_step_near_it():
+    from video_para.models.gripper import check_snap, snap_to_lowest
+    # the chunks of a validation rollout (z above the rim, cm): descend, pause, "close" on the first lifting step
+    z = torch.tensor([[4.9, -0.9, -1.5, -1.5, 1.4, 4.3, 4.3, 7.3, 10.7, 10.7, 10.7, 7.8],
+                      [-1.5, -1.5, 4.3, 4.3, 10.7, 10.7, 10.7, 10.7, 10.7, 10.7, 7.3, 7.3],
+                      [9.0, 6.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+                      [5.0, 1.0, 1.0, 6.0, 6.0, 6.0, 6.0, 6.0, 4.0, 2.0, 6.0, 6.0]]) / 100
+    g = torch.tensor([[0.0] * 4 + [1.0] * 8,
+                      [0.0] * 3 + [1.0] * 9,           # the lowest steps are 2-3 back: window 2 reaches step 1
+                      [1.0] * 6 + [0.0] * 6,           # a release at the flat bottom: already lowest, stays
+                      [0.0] * 4 + [0.9] * 4 + [0.1] * 4])   # two switches; the second moves later, the first back
+    out = snap_to_lowest(g, z, window=2)
+    closed = (out >= 0.5).int().tolist()
+    assert closed[0] == [0] * 3 + [1] * 9                # the nearest of the two lowest steps
+    assert closed[1] == [0] + [1] * 11
+    assert torch.equal(out[2], g[2])
+    assert closed[3] == [0] * 2 + [1] * 7 + [0] * 3 and out[3, 2].item() == pytest.approx(0.9)
+    assert closed[0] == (snap_to_lowest(g, z, window=1) >= 0.5).int().tolist()[0]
+    assert torch.equal(snap_to_lowest(g[1:2], z[1:2], window=1), g[1:2])    # the bottom is out of reach
+    with pytest.raises(ValueError, match="gripper_snap_window"):
+        check_snap("lowest", 0)
+    with pytest.raises(ValueError, match="gripper_snap"):
+        check_snap("earliest", 2)

@@ -209,6 +209,34 @@ def test_queued_resets_an_episodic_predictor_and_wraps_a_plain_one():
 
 
 @pytest.mark.parametrize("head", ["para", "global_mlp"])
+def test_gripper_snap_moves_the_switch_to_the_lowest_step_for_every_head(head, monkeypatch):
+    torch.manual_seed(0)
+    cfg = tiny_config(head)
+    cfg.n_window, cfg.gripper_snap = 6, "lowest"
+    policy = Policy(cfg, STATS)
+    decode = policy.head.decode
+    lows = torch.tensor([[0.10, 0.02, 0.01, 0.04, 0.08, 0.12]])      # down, bottom at step 2, up
+
+    def late_close(out, *args, **kw):             # the head's own decode, closing one step after the bottom
+        dec = decode(out, *args, **kw)
+        dec.gripper = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]])
+        if dec.xyz is None:
+            dec.heights = lows
+        else:
+            dec.xyz = dec.xyz.clone()
+            dec.xyz[..., 2] = lows
+        return dec
+    monkeypatch.setattr(policy.head, "decode", late_close)
+    chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3))
+    np.testing.assert_allclose(chunk.actions[:, 2], lows[0].numpy(), atol=1e-5)
+    assert (chunk.actions[:, 3] >= 0.5).tolist() == [False, False, True, True, True, True]
+    policy.config.gripper_snap = "none"
+    assert (policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3)).actions[:, 3] >= 0.5).sum() == 3
+    with pytest.raises(ValueError, match="gripper_snap"):
+        Policy(PolicyConfig(gripper_snap="first"), STATS)
+
+
+@pytest.mark.parametrize("head", ["para", "global_mlp"])
 def test_gripper_filter_applies_to_every_head_in_predict(head, monkeypatch):
     torch.manual_seed(0)
     cfg = tiny_config(head)

@@ -19,7 +19,7 @@ from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..experiment import ExperimentConfig
-from ..models.gripper import FILTERS as GRIPPER_FILTERS
+from ..models.gripper import FILTERS as GRIPPER_FILTERS, SNAPS, check_snap
 from ..models.policy import Policy
 from ..scenes import SPLITS, load_protocol, specs
 from .report import plot_protocol, result_row, success_table
@@ -53,12 +53,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, help="default: the run's seed, else 0")
     ap.add_argument("--gripper-filter", choices=GRIPPER_FILTERS,
                     help="chunk-level gripper decoding (policy.gripper_filter; default: the policy's own)")
+    ap.add_argument("--gripper-snap", choices=SNAPS, help="policy.gripper_snap (default: the policy's own)")
+    ap.add_argument("--gripper-snap-window", type=int, help="policy.gripper_snap_window (default: the policy's own)")
     ap.add_argument("--out", help="default: beside the policy, DIR/../eval/<protocol>_<split>")
     ap.add_argument("overrides", nargs="*", help="env.key=value")
     a = ap.parse_args(argv)
     policy = Policy.from_pretrained(a.policy)
     if a.gripper_filter:
         policy.config.gripper_filter = a.gripper_filter
+    if a.gripper_snap:
+        policy.config.gripper_snap = a.gripper_snap
+    if a.gripper_snap_window is not None:
+        policy.config.gripper_snap_window = a.gripper_snap_window
+    check_snap(policy.config.gripper_snap, policy.config.gripper_snap_window)
     if a.ensemble_decay is not None:
         if a.ensemble_decay < 0:
             ap.error(f"--ensemble-decay must be >= 0, got {a.ensemble_decay}")
@@ -87,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[eval] {a.policy} on {protocol.name}/{a.split} ({env_cfg.type} env): {len(scenes)} episodes, "
           f"{plan}, at most {max_steps} steps, seed {seed}, "
           f"gripper filter {policy.config.gripper_filter}"
+          + (f", switches snapped to the lowest step within {policy.config.gripper_snap_window}"
+             if policy.config.gripper_snap != "none" else "")
           + (f", peaks within {policy.config.head.reach_margin}x the training reach"
              if getattr(policy.config.head, "reach_margin", 0) else ""))
     res = rollout(policy, ENVS.build(env_cfg), scenes, replan, max_steps, seed=seed,

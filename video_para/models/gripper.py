@@ -6,6 +6,13 @@ or release). `one_switch` fits that shape: the open/closed sequence with at most
 disagrees with the fewest per-step predictions; steps that disagree take the mean value of the
 agreeing steps of their segment. `median` is a running median over `width` steps (edges repeated),
 which removes blips shorter than half the window.
+
+Snapping (`snap="lowest"`): in pick-and-place the gripper closes and opens where the end effector's
+path bottoms out (down to the object, close, lift; down to the target, open, lift). Out of the
+training region PARA's per-step gripper read-out can lag the heights by a step (descend, pause,
+then "close" on the first lifting step, above the rim): each switch moves to the lowest step within
+`window` steps of it (the nearest to it among equally low ones), never past a neighbouring switch.
+A prior of the task family, not of one scene: off unless a preset's validation chooses it.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import torch
 from ..episodes import GRIPPER_CLOSED_AT
 
 FILTERS = ("none", "one_switch", "median")
+SNAPS = ("none", "lowest")
 
 
 def one_switch(gripper: torch.Tensor) -> torch.Tensor:
@@ -43,6 +51,33 @@ def running_median(gripper: torch.Tensor, width: int) -> torch.Tensor:
     """(B, N) -> the median of each step's window of `width` steps (odd), edges repeated."""
     padded = torch.nn.functional.pad(gripper[:, None], (width // 2, width // 2), mode="replicate")[:, 0]
     return padded.unfold(-1, width, 1).median(-1).values
+
+
+def snap_to_lowest(gripper: torch.Tensor, z: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, N) gripper values and the steps' world heights z -> each open/closed switch moved to the lowest
+    step within `window` steps of it; the steps it passes take the value of the side they join."""
+    closed = gripper >= GRIPPER_CLOSED_AT
+    out = gripper.clone()
+    for b in range(gripper.shape[0]):
+        switches = (closed[b, 1:] != closed[b, :-1]).nonzero()[:, 0].add(1).tolist()
+        for j, s in enumerate(switches):
+            lo = switches[j - 1] + 1 if j else 0                                 # strictly between its neighbours
+            hi = switches[j + 1] - 1 if j + 1 < len(switches) else gripper.shape[1] - 1
+            steps = torch.arange(max(lo, s - window), min(hi, s + window) + 1, device=z.device)
+            low = steps[z[b, steps] <= z[b, steps].min() + 1e-6]
+            t = int(low[(low - s).abs().argmin()])
+            if t < s:
+                out[b, t:s] = gripper[b, s]
+            elif t > s:
+                out[b, s:t] = gripper[b, s - 1]
+    return out
+
+
+def check_snap(mode: str, window: int) -> None:
+    if mode not in SNAPS:
+        raise ValueError(f"policy.gripper_snap must be one of {SNAPS}, got '{mode}'")
+    if window < 1:
+        raise ValueError(f"policy.gripper_snap_window must be >= 1, got {window}")
 
 
 def check_filter(mode: str, width: int) -> None:

@@ -25,7 +25,7 @@ from ..config import from_dict, to_dict
 from ..geometry import Camera
 from .backbones import BACKBONES, BackboneConfig
 from .backbones.tiny import TinyBackboneConfig
-from .gripper import check_filter, filter_gripper
+from .gripper import check_filter, check_snap, filter_gripper, snap_to_lowest
 from .heads import HEADS, Decoded, HeadConfig
 from .heads.para import ParaHeadConfig
 from .stats import Stats
@@ -43,12 +43,15 @@ class PolicyConfig:
     aux_loss_weight: float = 1.0        # lambda on the backbone's auxiliary (diffusion) loss
     gripper_filter: str = "none"        # chunk-level gripper decoding (models/gripper.py): none | one_switch | median
     gripper_filter_width: int = 5       # median: window in steps (odd)
+    gripper_snap: str = "none"          # after the filter: none | lowest (each switch to the lowest step near it)
+    gripper_snap_window: int = 1        # lowest: how many steps a switch may move
 
     def validate(self) -> None:
         if self.n_window < 1 or self.image_height < 1 or self.image_width < 1:
             raise ValueError("policy.n_window and the image size must be positive")
         self.backbone.validate_mode()
         check_filter(self.gripper_filter, self.gripper_filter_width)
+        check_snap(self.gripper_snap, self.gripper_snap_window)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -221,7 +224,7 @@ class Policy(nn.Module, ChunkQueue):
                       support_z) -> Decoded:
         """Batched inference; `camera` is a torch Camera batched like the images. Fills `xyz`
         (lifting PARA pixels + heights) and `pixels` (projecting regression xyz) so every head
-        decodes to the same structure; the gripper column goes through policy.gripper_filter."""
+        decodes to the same structure; the gripper column goes through policy.gripper_filter and gripper_snap."""
         out = self.backbone(image, start_pixel)
         dec = self.head.decode(self.head(out.features), start_pixel)
         dec.gripper = filter_gripper(dec.gripper, self.config.gripper_filter, self.config.gripper_filter_width)
@@ -229,6 +232,8 @@ class Policy(nn.Module, ChunkQueue):
             dec.xyz = camera.lift(dec.pixels, dec.heights, torch.as_tensor(support_z, dtype=dec.pixels.dtype)[..., None])
         if dec.pixels is None:
             dec.pixels, _ = camera.project_with_depth(dec.xyz)
+        if self.config.gripper_snap == "lowest":
+            dec.gripper = snap_to_lowest(dec.gripper, dec.xyz[..., 2], self.config.gripper_snap_window)
         return dec
 
     def predict(self, image, camera: Camera, ee_pos, support_z: float = 0.0) -> ActionChunk:
