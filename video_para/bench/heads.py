@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..geometry import Camera
+from ..models.gripper import filter_gripper, snap_to_lowest
 from ..models.heads.para import ParaHead, ParaHeadConfig
 from ..models.heads.para_reference import naive_loss
 from ..models.heads.subpixel import MODES
@@ -102,3 +103,14 @@ def main(argv=None):
             dt = (time.perf_counter() - t0) / n
             print(f"  decode + lift, batch 1, subpixel={mode}{' (default)' if mode == ParaHeadConfig.subpixel else ''}"
                   f"{' + heatmap probabilities' if heatmaps else ''}: {dt * 1e3:.2f} ms")
+
+    # the chunk-level gripper decoding every head's chunk goes through after that (the tiny presets' setting)
+    gripper, z = (torch.rand(1, 12) > 0.5).float(), torch.rand(1, 12)
+    for name, fn in [("one_switch", lambda: filter_gripper(gripper, "one_switch")),
+                     ("one_switch + snap lowest (window 1)", lambda: snap_to_lowest(filter_gripper(gripper, "one_switch"), z, 1))]:
+        for _ in range(5):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            fn()
+        print(f"  gripper decoding, batch 1, {name}: {(time.perf_counter() - t0) / 200 * 1e3:.3f} ms")
