@@ -208,27 +208,35 @@ def test_queued_resets_an_episodic_predictor_and_wraps_a_plain_one():
     assert queued(policy) is policy
 
 
-@pytest.mark.parametrize("head", ["para", "global_mlp"])
-def test_gripper_snap_moves_the_switch_to_the_lowest_step_for_every_head(head, monkeypatch):
+def six_step_policy(head, monkeypatch, gripper, z=None, **fields):
+    """A tiny 6-step policy whose head decodes as usual, then reports `gripper` (and world heights z)."""
     torch.manual_seed(0)
     cfg = tiny_config(head)
-    cfg.n_window, cfg.gripper_snap = 6, "lowest"
+    cfg.n_window = 6
+    for k, v in fields.items():
+        setattr(cfg, k, v)
     policy = Policy(cfg, STATS)
     decode = policy.head.decode
-    lows = torch.tensor([[0.10, 0.02, 0.01, 0.04, 0.08, 0.12]])      # down, bottom at step 2, up
 
-    def late_close(out, *args, **kw):             # the head's own decode, closing one step after the bottom
+    def forced(out, *args, **kw):
         dec = decode(out, *args, **kw)
-        dec.gripper = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]])
-        if dec.xyz is None:
-            dec.heights = lows
-        else:
+        dec.gripper = torch.tensor([gripper])
+        if z is not None and dec.xyz is None:
+            dec.heights = torch.tensor([z])         # lifted above support_z = 0
+        elif z is not None:
             dec.xyz = dec.xyz.clone()
-            dec.xyz[..., 2] = lows
+            dec.xyz[..., 2] = torch.tensor([z])
         return dec
-    monkeypatch.setattr(policy.head, "decode", late_close)
+    monkeypatch.setattr(policy.head, "decode", forced)
+    return policy
+
+
+@pytest.mark.parametrize("head", ["para", "global_mlp"])
+def test_gripper_snap_moves_the_switch_to_the_lowest_step_for_every_head(head, monkeypatch):
+    lows = [0.10, 0.02, 0.01, 0.04, 0.08, 0.12]                     # down, bottom at step 2, up
+    policy = six_step_policy(head, monkeypatch, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], lows, gripper_snap="lowest")
     chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3))
-    np.testing.assert_allclose(chunk.actions[:, 2], lows[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(chunk.actions[:, 2], lows, atol=1e-5)
     assert (chunk.actions[:, 3] >= 0.5).tolist() == [False, False, True, True, True, True]
     policy.config.gripper_snap = "none"
     assert (policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3)).actions[:, 3] >= 0.5).sum() == 3
@@ -238,17 +246,7 @@ def test_gripper_snap_moves_the_switch_to_the_lowest_step_for_every_head(head, m
 
 @pytest.mark.parametrize("head", ["para", "global_mlp"])
 def test_gripper_filter_applies_to_every_head_in_predict(head, monkeypatch):
-    torch.manual_seed(0)
-    cfg = tiny_config(head)
-    cfg.n_window, cfg.gripper_filter = 6, "one_switch"
-    policy = Policy(cfg, STATS)
-    decode = policy.head.decode
-
-    def flicker(out, *args, **kw):               # the head's own decode, its gripper made to flicker
-        dec = decode(out, *args, **kw)
-        dec.gripper = torch.tensor([[0.9, 0.9, 0.1, 0.9, 0.9, 0.9]])
-        return dec
-    monkeypatch.setattr(policy.head, "decode", flicker)
+    policy = six_step_policy(head, monkeypatch, [0.9, 0.9, 0.1, 0.9, 0.9, 0.9], gripper_filter="one_switch")
     chunk = policy.predict(np.zeros((32, 32, 3), np.uint8), camera(), np.zeros(3))
     assert (chunk.actions[:, 3] >= 0.5).all()
     with pytest.raises(ValueError, match="gripper_filter"):
