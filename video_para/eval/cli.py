@@ -19,7 +19,7 @@ from ..config import groups_text, load_config
 from ..envs import ENVS, EnvConfig
 from ..envs.tabletop import TabletopConfig
 from ..experiment import ExperimentConfig
-from ..models.gripper import FILTERS as GRIPPER_FILTERS, SNAPS, check_snap
+from ..models.gripper import FILTERS as GRIPPER_FILTERS, SNAPS
 from ..models.policy import Policy
 from ..scenes import SPLITS, load_protocol, specs
 from .report import plot_protocol, result_row, success_table
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         policy.config.gripper_snap = a.gripper_snap
     if a.gripper_snap_window is not None:
         policy.config.gripper_snap_window = a.gripper_snap_window
-    check_snap(policy.config.gripper_snap, policy.config.gripper_snap_window)
+    policy.config.validate()                      # the flags above, checked as a config's fields are
     if a.ensemble_decay is not None:
         if a.ensemble_decay < 0:
             ap.error(f"--ensemble-decay must be >= 0, got {a.ensemble_decay}")

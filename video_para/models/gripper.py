@@ -64,7 +64,8 @@ def snap_to_lowest(gripper: torch.Tensor, z: torch.Tensor, window: int) -> torch
             lo = switches[j - 1] + 1 if j else 0                                 # strictly between its neighbours
             hi = switches[j + 1] - 1 if j + 1 < len(switches) else gripper.shape[1] - 1
             steps = torch.arange(max(lo, s - window), min(hi, s + window) + 1, device=z.device)
-            low = steps[z[b, steps] <= z[b, steps].min() + 1e-6]
+            heights = z[b, steps]
+            low = steps[heights <= heights.min() + 1e-6]
             t = int(low[(low - s).abs().argmin()])
             if t < s:
                 out[b, t:s] = gripper[b, s]
